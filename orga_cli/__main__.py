@@ -1,0 +1,3 @@
+from orga_cli.cli import main
+
+main()

@@ -1,0 +1,366 @@
+"""OrgaClient: the three HTTP steps of the Orga realtime API over httpx.
+
+Every foreign exception is translated here, once, into the OrgaError tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import json
+import logging
+import random
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import __version__
+from .config import DEFAULT_BASE_URL
+from .errors import ApiError, NetworkError, UsageError, mask, secrets
+from .models import CallAnswer, IceServer, ResponseFormatError, Token, error_message, parse_ice_config
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH = "/v1/realtime/client-secrets"
+ICE_PATH = "/v1/realtime/ice-config"
+CALLS_PATH = "/v1/realtime/calls"
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_WAIT = 20.0  # a Retry-After longer than this is reported, not waited out
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str, *, insecure_http: bool = False) -> str:
+    """Validate *base_url*; plain http is allowed only to loopback unless insecure_http."""
+    url = base_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"base URL {base_url!r} is not an http(s) URL",
+            "use e.g. https://api.orga-ai.com or the URL `orga serve` prints",
+        )
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError as exc:
+        raise UsageError(f"base URL {base_url!r} has an invalid port") from exc
+    if parts.scheme == "http" and not insecure_http and not is_loopback_host(parts.hostname):
+        raise UsageError(
+            f"refusing to send credentials in clear text to {parts.hostname} over http://",
+            "use https://, or pass --insecure-http if you really mean it",
+        )
+    return url
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen and len(seen) < 12:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def _translate_transport(exc: httpx.HTTPError, url: httpx.URL, timeout: float) -> NetworkError:
+    host = url.host
+    where = f"{host}:{url.port}" if url.port else host
+    chain = _causes(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return NetworkError(
+            f"no answer from {where} within {timeout:g} s",
+            "check your network, or raise --timeout",
+        )
+    for cause in chain:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or cause.reason or "verification failed"
+            return NetworkError(
+                f"TLS certificate of {host} not trusted ({reason})",
+                "check the URL; behind a TLS-inspecting proxy set SSL_CERT_FILE to its CA bundle",
+            )
+        if isinstance(cause, ssl.SSLError):
+            reason = cause.reason or str(cause)
+            return NetworkError(
+                f"TLS handshake with {where} failed ({reason})",
+                "check the URL's scheme and port (is it really https?)",
+            )
+        if isinstance(cause, socket.gaierror):
+            return NetworkError(
+                f"cannot resolve host {host!r}",
+                "check the base URL and your DNS or network connection",
+            )
+        if isinstance(cause, ConnectionRefusedError):
+            return NetworkError(
+                f"connection to {where} refused",
+                "is the server running? check --base-url (and the port)",
+            )
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError) and "Name or service not known" in text:
+        return NetworkError(f"cannot resolve host {host!r}", "check the base URL and your network")
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return NetworkError(
+            f"{where} closed the connection before a complete response ({text})",
+            "try again; if it persists, check the server or proxy",
+        )
+    return NetworkError(f"request to {where} failed: {text}", "check your network and --base-url")
+
+
+class OrgaClient:
+    """An async client of the Orga realtime HTTP API.
+
+    ``api_key`` is needed only for :meth:`create_token`. Pass ``transport`` to
+    talk to an in-process server or to inject faults in tests.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        insecure_http: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.base_url = check_base_url(base_url, insecure_http=insecure_http)
+        self.api_key = api_key
+        self.timeout = timeout
+        self.tries = max(1, retries)
+        self._sleep = sleep
+        secrets.add(api_key)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            headers={"User-Agent": f"orga-cli/{__version__}", "Accept": "application/json"},
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> OrgaClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ------------------------------------------------------------------ steps
+
+    async def create_token(
+        self, *, email: str | None = None, expires_in: int | None = None
+    ) -> Token:
+        """Step 1: exchange the API key for an ephemeral token."""
+        if not self.api_key:
+            raise UsageError(
+                "no API key",
+                "pass --api-key, set ORGA_API_KEY, or run `orga config set api_key`",
+            )
+        params = {"email": email} if email else None
+        body = {"expires_in": expires_in} if expires_in is not None else None
+        data = await self._request(
+            "POST", TOKEN_PATH, bearer=self.api_key, params=params, json_body=body, step="token"
+        )
+        try:
+            token = Token.from_json(data)
+        except ResponseFormatError as exc:
+            raise NetworkError(
+                f"the token response is unusable: {exc}",
+                "check that --base-url points at the Orga API",
+            ) from exc
+        secrets.add(token.value)
+        return token
+
+    async def ice_servers(self, token: Token | str) -> list[IceServer]:
+        """Step 2: the ICE servers (STUN/TURN) for a session."""
+        token = self._usable(token)
+        data = await self._request("GET", ICE_PATH, bearer=token.value, step="ice")
+        try:
+            servers = parse_ice_config(data)
+        except ResponseFormatError as exc:
+            raise NetworkError(
+                f"the ICE configuration is unusable: {exc}",
+                "check that --base-url points at the Orga API",
+            ) from exc
+        for server in servers:
+            secrets.add(server.credential)
+        return servers
+
+    async def create_call(
+        self,
+        token: Token | str,
+        offer: dict[str, Any],
+        params: dict[str, Any] | None = None,
+    ) -> CallAnswer:
+        """Step 3: send the SDP offer (with its candidates) and get the answer."""
+        token = self._usable(token)
+        body: dict[str, Any] = {"offer": offer}
+        if params is not None:
+            body["params"] = params
+        # Offers are not idempotent: a retried POST could start a second conversation.
+        data = await self._request(
+            "POST", CALLS_PATH, bearer=token.value, json_body=body, step="call", retry=False
+        )
+        try:
+            return CallAnswer.from_json(data)
+        except ResponseFormatError as exc:
+            raise NetworkError(f"the call response is unusable: {exc}") from exc
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _usable(self, token: Token | str) -> Token:
+        if isinstance(token, str):
+            token = Token.from_string(token)
+        secrets.add(token.value)
+        left = token.seconds_left()
+        if left is not None and left <= 0:
+            raise UsageError(
+                f"the ephemeral token expired {int(-left) or 1} s ago",
+                "mint a new one with `orga token` (or leave out --token)",
+            )
+        return token
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        bearer: str,
+        step: str,
+        params: dict[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
+        retry: bool = True,
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+        content = json.dumps(json_body).encode() if json_body is not None else None
+        request = self._http.build_request(
+            method, path, params=params, headers=headers, content=content
+        )
+        tries = self.tries if retry else 1
+        for attempt in range(1, tries + 1):
+            log.debug("→ %s %s  Authorization: Bearer %s", method, request.url, mask(bearer))
+            started = time.perf_counter()
+            try:
+                response = await self._http.send(request)
+                body = await response.aread()
+            except httpx.HTTPError as exc:
+                raise _translate_transport(exc, request.url, self.timeout) from exc
+            elapsed = (time.perf_counter() - started) * 1000
+            log.debug(
+                "← %d %s  %.0f ms, %d bytes",
+                response.status_code,
+                response.reason_phrase,
+                elapsed,
+                len(body),
+            )
+            status = response.status_code
+            if 200 <= status < 300:
+                return self._decode(response, body)
+            if status in RETRY_STATUSES and attempt < tries:
+                wait = self._backoff(attempt, _retry_after(response))
+                if wait is not None:
+                    log.info(
+                        "%d %s; retry %d of %d in %.1f s",
+                        status,
+                        response.reason_phrase,
+                        attempt,
+                        tries - 1,
+                        wait,
+                    )
+                    await self._sleep(wait)
+                    continue
+            raise self._status_error(response, body, step, attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
+        if retry_after is not None:
+            return retry_after if retry_after <= MAX_RETRY_WAIT else None
+        base = 0.5 * 2 ** (attempt - 1)
+        return base + random.uniform(0, base)
+
+    @staticmethod
+    def _decode(response: httpx.Response, body: bytes) -> Any:
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            ctype = response.headers.get("content-type", "")
+            excerpt = error_message(body, ctype) or "an empty body"
+            what = "HTML" if "html" in ctype.lower() or body.lstrip()[:1] == b"<" else "not JSON"
+            raise NetworkError(
+                f"the server answered {response.status_code} but the body is {what}: {excerpt}",
+                "check that --base-url points at the Orga API, not a web page or proxy",
+            ) from exc
+
+    def _status_error(
+        self, response: httpx.Response, body: bytes, step: str, attempt: int
+    ) -> ApiError | NetworkError:
+        status = response.status_code
+        reason = response.reason_phrase or "error"
+        message = error_message(body, response.headers.get("content-type", "")) or reason
+        if status == 429:
+            wait = _retry_after(response)
+            after = f"; the server asks to wait {wait:.0f} s" if wait is not None else ""
+            return ApiError(
+                f"rate limited (429) after {attempt} tries{after}: {message}",
+                "wait a little and try again",
+                status=status,
+            )
+        if status >= 500:
+            tries = f" after {attempt} tries" if attempt > 1 else ""
+            return NetworkError(
+                f"the server failed with {status} {reason}{tries}: {message}",
+                "try again later",
+                status=status,
+            )
+        hint: str | None
+        if status == 401 and step == "token":
+            what, hint = "the API key was refused", (
+                "check ORGA_API_KEY, --api-key or `orga config set api_key`"
+            )
+        elif status == 401:
+            what, hint = "the ephemeral token was refused", (
+                "mint a new one with `orga token` (tokens live about a minute)"
+            )
+        elif status == 403:
+            what, hint = "forbidden", "check the key's scope, or that a credential was sent"
+        elif status == 404 and step == "token":
+            what, hint = "user not found", "check --email / ORGA_USER_EMAIL"
+        elif status == 404:
+            what, hint = "not found", "check --base-url"
+        elif status == 422 and step == "token":
+            what, hint = "the request was rejected", (
+                "this server needs a user email: pass --email or set ORGA_USER_EMAIL"
+            )
+        else:
+            what, hint = "the request was rejected", None
+        return ApiError(f"{what} ({status}): {message}", hint, status=status)

@@ -1,0 +1,636 @@
+"""The `orga` command line: options, environment, one asyncio.run() per command.
+
+No logic of its own: every command resolves its settings, calls the library,
+and renders the result. OrgaError becomes a one-line message and an exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from . import __version__
+from .errors import ExitCode, Interrupted, OrgaError, UsageError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="orga",
+    help="Voice and video client for the Orga AI realtime API, with an offline sandbox.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(
+    help="Read and write config profiles (base_url, api_key, email).",
+    no_args_is_help=True,
+)
+app.add_typer(config_app, name="config")
+
+
+class _State:
+    debug = False
+    verbose = 0
+
+
+state = _State()
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def fail(exc: OrgaError) -> NoReturn:
+    from . import render
+
+    render.error(exc)
+    raise typer.Exit(int(exc.exit_code))
+
+
+def run(work: Callable[[], T]) -> T:
+    """The error boundary of every command."""
+    try:
+        return work()
+    except OrgaError as exc:
+        if state.debug:
+            raise
+        fail(exc)
+    except KeyboardInterrupt:
+        if state.debug:
+            raise
+        fail(Interrupted("interrupted"))
+
+
+def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return run(lambda: asyncio.run(coro_fn()))
+
+
+def setup(verbose: int, debug: bool, *, always_info: tuple[str, ...] = ()) -> None:
+    state.debug = debug
+    state.verbose = verbose
+    if verbose or always_info:
+        from .render import setup_logging
+
+        setup_logging(verbose, always_info=always_info)
+
+
+def read_stdin_value(what: str) -> str:
+    if sys.stdin.isatty():
+        raise UsageError(f"expected the {what} on standard input", f"pipe it in, e.g. `orga token | orga ice --token -`")
+    value = sys.stdin.read().strip()
+    if not value:
+        raise UsageError(f"standard input held no {what}")
+    return value
+
+
+# --------------------------------------------------------------------------- options
+
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="ORGA_API_KEY",
+        show_envvar=True,
+        help="API key (sk_orga_ai_…). Prefer the environment or a profile: flags land in shell history.",
+        show_default=False,
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        envvar="ORGA_BASE_URL",
+        show_envvar=True,
+        help="API base URL [default: https://api.orga-ai.com].",
+        show_default=False,
+    ),
+]
+EmailOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--email",
+        envvar="ORGA_USER_EMAIL",
+        show_envvar=True,
+        help="User email, sent as ?email= when minting a token.",
+        show_default=False,
+    ),
+]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        "-p",
+        envvar="ORGA_PROFILE",
+        show_envvar=True,
+        help="Config profile to read settings from.",
+        show_default=False,
+    ),
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option("--timeout", min=0.1, help="Seconds to wait for each HTTP request."),
+]
+InsecureOpt = Annotated[
+    bool,
+    typer.Option("--insecure-http", help="Allow http:// to a host that is not loopback."),
+]
+VerboseOpt = Annotated[
+    int,
+    typer.Option(
+        "--verbose", "-v", count=True, help="Log each request and response (secrets masked)."
+    ),
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _settings(
+    api_key: str | None, base_url: str | None, email: str | None, profile: str | None
+) -> Any:
+    from .config import Settings
+
+    # Typer folds the environment into the option values; a value equal to its
+    # variable is left to Settings, so that its source reads "env ORGA_…".
+    flags = {
+        "api_key": api_key if api_key != os.environ.get("ORGA_API_KEY") else None,
+        "base_url": base_url if base_url != os.environ.get("ORGA_BASE_URL") else None,
+        "email": email if email != os.environ.get("ORGA_USER_EMAIL") else None,
+    }
+    chosen_profile = profile if profile != os.environ.get("ORGA_PROFILE") else None
+    return Settings(flags, profile=chosen_profile)
+
+
+def _client(settings: Any, timeout: float, insecure_http: bool) -> Any:
+    from .api import OrgaClient
+
+    return OrgaClient(
+        settings.value("base_url"),
+        settings.value("api_key"),
+        timeout=timeout,
+        insecure_http=insecure_http,
+    )
+
+
+# --------------------------------------------------------------------------- app
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"orga {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Voice and video client for the Orga AI realtime API, with an offline sandbox."""
+
+
+@app.command()
+def token(
+    token_arg: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[TOKEN|-]",
+            help="With --decode: the token to decode ('-' or nothing reads stdin).",
+            show_default=False,
+        ),
+    ] = None,
+    decode: Annotated[
+        bool,
+        typer.Option("--decode", help="Decode a token's claims and time left; no request."),
+    ] = False,
+    expires_in: Annotated[
+        int | None,
+        typer.Option(
+            "--expires-in",
+            min=1,
+            metavar="SECONDS",
+            help="Ask for this lifetime (sent as {\"expires_in\": N}).",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+    email: EmailOpt = None,
+    api_key: ApiKeyOpt = None,
+    base_url: BaseUrlOpt = None,
+    profile: ProfileOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    insecure_http: InsecureOpt = False,
+    verbose: VerboseOpt = 0,
+    debug: DebugOpt = False,
+) -> None:
+    """Mint an ephemeral token (a JWT) from the API key; print it on stdout.
+
+    `TOKEN=$(orga token)` captures just the token. With --decode, show the
+    claims and time left of a token instead, without any request.
+    """
+    setup(verbose, debug)
+    from . import render
+
+    if decode:
+
+        def show() -> None:
+            from .models import Token
+
+            value = token_arg if token_arg not in (None, "-") else read_stdin_value("token")
+            assert value is not None
+            parsed = Token.from_string(value)
+            if not parsed.claims:
+                raise UsageError("that is not a JWT", "pass the token `orga token` printed")
+            from .errors import secrets
+
+            secrets.add(parsed.value)
+            if json_out:
+                summary = parsed.summary()
+                summary.pop("token")
+                render.emit_json(summary)
+            else:
+                render.token_claims(parsed)
+
+        run(show)
+        return
+    if token_arg is not None:
+        fail(UsageError("a TOKEN argument goes only with --decode"))
+
+    async def mint() -> None:
+        settings = _settings(api_key, base_url, email, profile)
+        async with _client(settings, timeout, insecure_http) as client:
+            minted = await client.create_token(email=settings.value("email"), expires_in=expires_in)
+        if json_out:
+            render.emit_json(minted.summary())
+        else:
+            render.data(minted.value)
+            if sys.stderr.isatty():
+                render.note(render.expiry_phrase(minted))
+
+    run_async(mint)
+
+
+@app.command()
+def ice(
+    token_opt: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            "-t",
+            envvar="ORGA_TOKEN",
+            show_envvar=True,
+            metavar="TOKEN|-",
+            help="Ephemeral token to use ('-' reads stdin); otherwise one is minted with the API key.",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="Print {\"iceServers\": [...]} for an RTCPeerConnection."),
+    ] = False,
+    email: EmailOpt = None,
+    api_key: ApiKeyOpt = None,
+    base_url: BaseUrlOpt = None,
+    profile: ProfileOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    insecure_http: InsecureOpt = False,
+    verbose: VerboseOpt = 0,
+    debug: DebugOpt = False,
+) -> None:
+    """Fetch the ICE servers (STUN/TURN) for a session.
+
+    The table masks TURN credentials; --json includes them, since that is what
+    a peer connection needs.
+    """
+    setup(verbose, debug)
+    from . import render
+
+    async def fetch() -> None:
+        settings = _settings(api_key, base_url, email, profile)
+        given = read_stdin_value("token") if token_opt == "-" else token_opt
+        async with _client(settings, timeout, insecure_http) as client:
+            if given:
+                use: Any = given
+            else:
+                use = await client.create_token(email=settings.value("email"))
+            servers = await client.ice_servers(use)
+        if json_out:
+            render.emit_json({"iceServers": [s.to_json() for s in servers]})
+        else:
+            render.ice_table(servers)
+
+    run_async(fetch)
+
+
+@app.command()
+def voices(
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language",
+            "-l",
+            help="Only voices of this language (name, English name or code: es, Spanish, Español).",
+            show_default=False,
+        ),
+    ] = None,
+    gender: Annotated[
+        str | None,
+        typer.Option("--gender", help="Only voices of this gender (feminine, masculine).", show_default=False),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the voices the model speaks with (shipped with orga; no request)."""
+    from . import render
+    from .voices import filter_voices, languages
+
+    found = filter_voices(language, gender)
+    if not found and language:
+        fail(UsageError(f"no voice speaks {language!r}", f"languages: {', '.join(languages())}"))
+    if json_out:
+        render.emit_json([v.to_json() for v in found])
+    else:
+        render.voices_table(found)
+
+
+# --------------------------------------------------------------------------- config
+
+KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="base_url, api_key or email.")]
+
+
+@config_app.command("set")
+def config_set(
+    key: KeyArg,
+    value: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[VALUE|-]",
+            help="The value; '-' reads stdin; left out, you are prompted (input hidden for api_key).",
+            show_default=False,
+        ),
+    ] = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Set KEY in a profile (the active one unless --profile)."""
+
+    def work() -> None:
+        from . import render
+        from .config import KEYS, SECRET_KEYS, Settings, check_key
+
+        check_key(key)
+        given = value
+        if given == "-":
+            given = read_stdin_value(key)
+        elif given is None:
+            if not sys.stdin.isatty():
+                given = read_stdin_value(key)
+            else:
+                given = typer.prompt(KEYS[key], hide_input=key in SECRET_KEYS).strip()
+        if not given:
+            raise UsageError(f"empty value for {key}")
+        if key == "base_url":
+            from .api import check_base_url
+
+            check_base_url(given, insecure_http=True)
+        settings = Settings(profile=profile)
+        name = settings.profile().value or "default"
+        settings.file.set(name, key, given)
+        render.note(f"set {key} in profile {name} ({settings.file.path})")
+
+    run(work)
+
+
+@config_app.command("get")
+def config_get(key: KeyArg, profile: ProfileOpt = None) -> None:
+    """Print the effective value of KEY (flag > env > profile > default) on stdout."""
+
+    def work() -> None:
+        from . import render
+        from .config import Settings
+
+        setting = Settings(profile=profile).get(key)
+        if setting.value is None:
+            raise UsageError(f"{key} is not set", f"set it with `orga config set {key}`")
+        render.data(setting.value)
+
+    run(work)
+
+
+@config_app.command("unset")
+def config_unset(key: KeyArg, profile: ProfileOpt = None) -> None:
+    """Remove KEY from a profile."""
+
+    def work() -> None:
+        from . import render
+        from .config import Settings
+
+        settings = Settings(profile=profile)
+        name = settings.profile().value or "default"
+        if settings.file.unset(name, key):
+            render.note(f"removed {key} from profile {name}")
+        else:
+            render.note(f"{key} was not set in profile {name}")
+
+    run(work)
+
+
+@config_app.command("list")
+def config_list(
+    profile: ProfileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show every setting, its effective value (secrets masked) and where it comes from."""
+
+    def work() -> None:
+        from . import render
+        from .config import Settings
+
+        settings = Settings(profile=profile)
+        active = settings.profile()
+        values = settings.all()
+        profiles = sorted(settings.file.profiles())
+        if json_out:
+            render.emit_json(
+                {
+                    "config_file": str(settings.file.path),
+                    "profile": {"value": active.value, "source": active.source},
+                    "profiles": profiles,
+                    "settings": {
+                        k: {"value": s.shown(k) or None, "source": s.source} for k, s in values.items()
+                    },
+                }
+            )
+            return
+        rows = [("profile", active.value or "", active.source)]
+        rows += [(k, s.shown(k), s.source) for k, s in values.items()]
+        render.settings_table(rows)
+        render.note(f"config file: {settings.file.path}")
+        if profiles:
+            render.note(f"profiles: {', '.join(profiles)}")
+
+    run(work)
+
+
+@config_app.command("path")
+def config_path_cmd() -> None:
+    """Print the config file's path."""
+    from . import render
+    from .config import config_path
+
+    render.data(str(config_path()))
+
+
+@config_app.command("use")
+def config_use(name: Annotated[str, typer.Argument(metavar="PROFILE")]) -> None:
+    """Make PROFILE the default one (ORGA_PROFILE and --profile still win)."""
+
+    def work() -> None:
+        from . import render
+        from .config import ConfigFile
+
+        file = ConfigFile()
+        known = file.profiles()
+        if name not in known:
+            raise UsageError(
+                f"no profile {name!r}",
+                f"known: {', '.join(sorted(known)) or 'none'}; create one with `orga config set KEY VALUE --profile {name}`",
+            )
+        file.use(name)
+        render.note(f"default profile is now {name}")
+
+    run(work)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="ORGA_SANDBOX_API_KEY",
+            show_envvar=True,
+            help="The API key the sandbox accepts; generated and shown on stderr if left out.",
+            show_default=False,
+        ),
+    ] = None,
+    token_ttl: Annotated[
+        int, typer.Option("--token-ttl", min=1, help="Lifetime of minted tokens, in seconds.")
+    ] = 60,
+    require_email: Annotated[
+        bool,
+        typer.Option("--require-email", help="Answer 422 to token requests without ?email=."),
+    ] = False,
+    known_email: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--known-email",
+            help="A user that exists (repeatable); other emails get 404 User not found.",
+            show_default=False,
+        ),
+    ] = None,
+    ice_server: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ice-server",
+            metavar="URL",
+            help="An ICE server URL to hand out (repeatable): stun:, turn: or turns:.",
+            show_default=False,
+        ),
+    ] = None,
+    ice_username: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ice-username",
+            help="TURN username: one for all TURN URLs, or one per TURN URL in order.",
+            show_default=False,
+        ),
+    ] = None,
+    ice_credential: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ice-credential",
+            help="TURN credential, paired like --ice-username.",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: VerboseOpt = 0,
+    debug: DebugOpt = False,
+) -> None:
+    """Run an Orga-compatible API server on loopback, for offline use and tests.
+
+    The first line on stdout is the base URL. One log line per request goes
+    to stderr, with bearer values masked. Stop it with Ctrl-C.
+    """
+    setup(verbose, debug, always_info=("orga_cli.sandbox",))
+
+    def work() -> None:
+        from .api import is_loopback_host
+        from .errors import secrets
+        from .sandbox.serve import build_config, serve_forever
+
+        config = build_config(
+            api_key=api_key,
+            token_ttl=token_ttl,
+            require_email=require_email,
+            known_emails=known_email or [],
+            ice_servers=ice_server or [],
+            ice_usernames=ice_username or [],
+            ice_credentials=ice_credential or [],
+        )
+        from . import render
+
+        if not is_loopback_host(host):
+            render.note(f"warning: listening on {host}, which is not loopback: others can reach it")
+        if api_key is None:
+            # Shown on purpose: the user needs it to call the sandbox.
+            sys.stderr.write(f"sandbox API key: {config.api_key}\n")
+        else:
+            secrets.add(config.api_key)
+        asyncio.run(serve_forever(config, host=host, port=port))
+
+    try:
+        run(work)
+    except typer.Exit as exc:
+        if exc.exit_code == ExitCode.INTERRUPTED:
+            # Ctrl-C is how a server is stopped: not an error.
+            raise typer.Exit(0) from None
+        raise
+
+
+# --------------------------------------------------------------------------- completions
+
+
+@app.command()
+def completions(
+    shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh or fish.")],
+) -> None:
+    """Print a completion script for SHELL (the same as completions/ in the repo).
+
+    bash: `orga completions bash > ~/.local/share/bash-completion/completions/orga`;
+    zsh: into a directory of $fpath as `_orga`; fish: into ~/.config/fish/completions/orga.fish.
+    """
+    from . import render
+    from .docs import SHELLS, completion_script
+
+    if shell not in SHELLS:
+        fail(UsageError(f"unknown shell {shell!r}", f"use one of {', '.join(SHELLS)}"))
+    render.data(completion_script(shell))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("orga: interrupted\n")
+        sys.exit(int(ExitCode.INTERRUPTED))

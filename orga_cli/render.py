@@ -1,0 +1,199 @@
+"""Output: stdout carries data, stderr carries everything meant for a person.
+
+rich is imported only when something is drawn for a person, so that
+`orga token` stays as fast as a bare script.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from .errors import OrgaError, mask, redact_bearer, secrets
+from .models import IceServer, IceUrl, Token, Voice, iso_utc
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@lru_cache(maxsize=1)
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@lru_cache(maxsize=1)
+def out_console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def scrub(text: str) -> str:
+    """Remove every known secret and bearer value from text meant for a person."""
+    return redact_bearer(secrets.scrub(text))
+
+
+def data(text: str) -> None:
+    """Write data to stdout, newline-terminated."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def emit_json(obj: Any) -> None:
+    data(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def error(exc: OrgaError | str) -> None:
+    line = exc.one_line() if isinstance(exc, OrgaError) else exc
+    line = scrub(line).replace("\n", " ")
+    if sys.stderr.isatty():
+        err_console().print(f"[bold red]orga:[/] {_escape(line)}")
+    else:
+        sys.stderr.write(f"orga: {line}\n")
+        sys.stderr.flush()
+
+
+def note(text: str) -> None:
+    """A line for a person on stderr (dim on a terminal)."""
+    text = scrub(text)
+    if sys.stderr.isatty():
+        err_console().print(f"[dim]{_escape(text)}[/]")
+    else:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def human_seconds(seconds: float) -> str:
+    seconds = int(round(abs(seconds)))
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 120:
+        return f"{minutes} min {sec} s" if sec else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def expiry_phrase(token: Token) -> str:
+    left = token.seconds_left()
+    if left is None or token.expires_at is None:
+        return "expiry unknown (no exp claim)"
+    when = iso_utc(token.expires_at)
+    if left <= 0:
+        return f"expired {human_seconds(left)} ago ({when})"
+    return f"expires in {human_seconds(left)} ({when})"
+
+
+def token_claims(token: Token) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in token.claims.items():
+        shown = value
+        if key in ("iat", "exp", "nbf") and isinstance(value, (int, float)):
+            moment = datetime.fromtimestamp(value, tz=timezone.utc)
+            shown = f"{value}  ({iso_utc(moment)})"
+        table.add_row(key, str(shown))
+    table.add_row("status", expiry_phrase(token))
+    out_console().print(table)
+
+
+def ice_table(servers: Sequence[IceServer]) -> None:
+    from rich.table import Table
+
+    if not servers:
+        note("no ICE servers configured (host candidates only)")
+        return
+    table = Table(title=None, header_style="bold")
+    table.add_column("URL", overflow="fold")
+    for col in ("kind", "transport", "username", "credential"):
+        table.add_column(col, no_wrap=True)
+    for server in servers:
+        for url in server.urls:
+            try:
+                parsed = IceUrl.parse(url)
+                kind, transport = parsed.scheme, parsed.transport
+            except ValueError:
+                kind, transport = "?", "?"
+            table.add_row(
+                url,
+                kind,
+                transport,
+                server.username or "",
+                mask(server.credential) if server.credential else "",
+            )
+    out_console().print(table)
+
+
+def voices_table(voices: Iterable[Voice]) -> None:
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for col in ("name", "language", "gender", "description"):
+        table.add_column(col)
+    for voice in voices:
+        table.add_row(voice.name, voice.language, voice.gender, voice.description)
+    out_console().print(table)
+
+
+def settings_table(rows: Sequence[tuple[str, str, str]], title: str | None = None) -> None:
+    from rich.table import Table
+
+    table = Table(header_style="bold", title=title)
+    for col in ("key", "value", "source"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    out_console().print(table)
+
+
+class ScrubFilter(logging.Filter):
+    """Scrubs secrets from every log record before any handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = scrub(record.getMessage())
+        record.args = None
+        return True
+
+
+def setup_logging(verbose: int, *, always_info: Sequence[str] = ()) -> None:
+    """Route library logs to stderr: DEBUG with -v, and INFO for the named loggers."""
+    root = logging.getLogger("orga_cli")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(
+            console=err_console(),
+            show_path=False,
+            markup=False,
+            rich_tracebacks=False,
+            log_time_format="%H:%M:%S.%f",
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(ScrubFilter())
+    root.addHandler(handler)
+    root.propagate = False
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for name in always_info:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)

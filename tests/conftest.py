@@ -1,0 +1,225 @@
+"""Shared fixtures: a real `orga serve` on loopback, an isolated config, fault servers."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orga_cli.cli import app
+from orga_cli.errors import secrets
+
+KNOWN_KEY = "sk_orga_ai_test_" + "K3yThatMustNeverLeak42"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Sandbox:
+    base_url: str
+    api_key: str
+    process: subprocess.Popen[str]
+    stderr_path: Path
+
+    def log(self) -> str:
+        return self.stderr_path.read_text()
+
+
+def start_sandbox(tmp: Path, *args: str, api_key: str = KNOWN_KEY) -> Sandbox:
+    """Run `python -m orga_cli serve --port 0 ...` and read its base URL."""
+    stderr_path = tmp / f"serve-{time.monotonic_ns()}.log"
+    err = stderr_path.open("w")
+    cmd = [sys.executable, "-m", "orga_cli", "serve", "--port", "0", "--api-key", api_key, *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=_clean_env())
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 20)
+    if not ready:
+        proc.kill()
+        raise RuntimeError(f"orga serve did not start: {stderr_path.read_text()}")
+    line = proc.stdout.readline().strip()
+    if not line.startswith("http://"):
+        proc.kill()
+        raise RuntimeError(f"orga serve printed {line!r}: {stderr_path.read_text()}")
+    return Sandbox(line, api_key, proc, stderr_path)
+
+
+def stop_sandbox(sandbox: Sandbox) -> None:
+    sandbox.process.terminate()
+    try:
+        sandbox.process.wait(10)
+    except subprocess.TimeoutExpired:
+        sandbox.process.kill()
+        sandbox.process.wait(5)
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    box = start_sandbox(tmp_path_factory.mktemp("sandbox"))
+    yield box
+    stop_sandbox(box)
+
+
+@pytest.fixture
+def sandbox_with(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
+    """Start a sandbox with extra `orga serve` flags, stopped after the test."""
+    started: list[Sandbox] = []
+
+    def start(*args: str, api_key: str = KNOWN_KEY) -> Sandbox:
+        box = start_sandbox(tmp_path, *args, api_key=api_key)
+        started.append(box)
+        return box
+
+    yield start
+    for box in started:
+        stop_sandbox(box)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test sees the user's config or ORGA_* environment."""
+    for name in list(os.environ):
+        if name.startswith("ORGA_"):
+            monkeypatch.delenv(name)
+    config = tmp_path / "config" / "config.toml"
+    monkeypatch.setenv("ORGA_CONFIG", str(config))
+    secrets.clear()
+    return config
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None
+
+
+def invoke(args: list[str], env: dict[str, str] | None = None, input: str | None = None) -> Result:
+    """Run the CLI in-process; stdout and stderr kept apart."""
+    runner = CliRunner()
+    result = runner.invoke(app, args, env=env, input=input, prog_name="orga")
+    exc = result.exception if not isinstance(result.exception, SystemExit) else None
+    return Result(result.exit_code, result.stdout, result.stderr, exc)
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    return invoke
+
+
+# --------------------------------------------------------------------------- fault server
+
+
+class ScriptedServer:
+    """A raw TCP server on loopback answering each connection with the next scripted reply.
+
+    A reply is bytes (sent, then the connection closed), or None (accept and
+    never answer: a server that hangs). For faults a real Orga-compatible
+    server does not produce: truncated bodies, 503 sequences, HTML pages.
+    """
+
+    def __init__(self, replies: list[bytes | None]) -> None:
+        self.replies = list(replies)
+        self.requests: list[bytes] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            conn.settimeout(5)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        need = int(line.split(b":")[1])
+                        while len(body) < need:
+                            body += conn.recv(65536)
+                self.requests.append(data)
+            except OSError:
+                conn.close()
+                continue
+            reply = self.replies.pop(0) if self.replies else response(500, b"script exhausted")
+            if reply is None:
+                self._held.append(conn)
+                continue
+            try:
+                conn.sendall(reply)
+            finally:
+                conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+        for conn in self._held:
+            conn.close()
+
+
+def response(
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+    content_length: int | None = None,
+) -> bytes:
+    reason = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error",
+              502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}.get(status, "X")
+    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {content_type}",
+             f"Content-Length: {len(body) if content_length is None else content_length}",
+             "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[[list[bytes | None]], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def make(replies: list[bytes | None]) -> ScriptedServer:
+        server = ScriptedServer(replies)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
