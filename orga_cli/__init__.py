@@ -27,7 +27,15 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .api import OrgaClient
-    from .errors import ApiError, CallError, ExitCode, MediaError, NetworkError, OrgaError, UsageError
+    from .errors import (
+        ApiError,
+        CallError,
+        ExitCode,
+        MediaError,
+        NetworkError,
+        OrgaError,
+        UsageError,
+    )
     from .models import IceServer, Token
 
 

@@ -5,7 +5,6 @@ Every foreign exception is translated here, once, into the OrgaError tree.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import ipaddress
 import json
@@ -14,8 +13,8 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,9 +22,17 @@ import httpx
 from . import __version__
 from .config import DEFAULT_BASE_URL
 from .errors import ApiError, NetworkError, UsageError, mask, secrets
-from .models import CallAnswer, IceServer, ResponseFormatError, Token, error_message, parse_ice_config
+from .models import (
+    CallAnswer,
+    IceServer,
+    ResponseFormatError,
+    Token,
+    error_message,
+    parse_ice_config,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TOKEN_PATH = "/v1/realtime/client-secrets"
 ICE_PATH = "/v1/realtime/ice-config"
@@ -134,6 +141,215 @@ def _translate_transport(exc: httpx.HTTPError, url: httpx.URL, timeout: float) -
     return NetworkError(f"request to {where} failed: {text}", "check your network and --base-url")
 
 
+Steps = Generator["httpx.Request | float", "tuple[httpx.Response, bytes] | None", T]
+"""A step of the API as a sans-IO generator: it yields a request to send (and is sent
+back the response and its body) or a number of seconds to sleep, and returns the result.
+The async and the sync client drive the same steps."""
+
+
+class _Core:
+    """What the three API steps send and how their answers are read; no I/O."""
+
+    def __init__(self, base_url: str, api_key: str | None, timeout: float, retries: int) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+        self.timeout = timeout
+        self.tries = max(1, retries)
+        secrets.add(api_key)
+
+    def http_options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "timeout": httpx.Timeout(self.timeout),
+            # Loading the CA bundle costs ~80 ms; a plain-http (loopback) base URL never
+            # negotiates TLS, and redirects are not followed, so it needs none.
+            "verify": self.base_url.startswith("https://"),
+            "headers": {"User-Agent": f"orga-cli/{__version__}", "Accept": "application/json"},
+            "follow_redirects": False,
+        }
+
+    def create_token(self, email: str | None, expires_in: int | None) -> Steps[Token]:
+        if not self.api_key:
+            raise UsageError(
+                "no API key",
+                "pass --api-key, set ORGA_API_KEY, or run `orga config set api_key`",
+            )
+        params = {"email": email} if email else None
+        body = {"expires_in": expires_in} if expires_in is not None else None
+        data = yield from self._request(
+            "POST", TOKEN_PATH, bearer=self.api_key, params=params, json_body=body, step="token"
+        )
+        try:
+            token = Token.from_json(data)
+        except ResponseFormatError as exc:
+            raise NetworkError(
+                f"the token response is unusable: {exc}",
+                "check that --base-url points at the Orga API",
+            ) from exc
+        secrets.add(token.value)
+        return token
+
+    def ice_servers(self, token: Token | str) -> Steps[list[IceServer]]:
+        usable = self._usable(token)
+        data = yield from self._request("GET", ICE_PATH, bearer=usable.value, step="ice")
+        try:
+            servers = parse_ice_config(data)
+        except ResponseFormatError as exc:
+            raise NetworkError(
+                f"the ICE configuration is unusable: {exc}",
+                "check that --base-url points at the Orga API",
+            ) from exc
+        for server in servers:
+            secrets.add(server.credential)
+        return servers
+
+    def create_call(
+        self, token: Token | str, offer: dict[str, Any], params: dict[str, Any] | None
+    ) -> Steps[CallAnswer]:
+        usable = self._usable(token)
+        body: dict[str, Any] = {"offer": offer}
+        if params is not None:
+            body["params"] = params
+        # Offers are not idempotent: a retried POST could start a second conversation.
+        data = yield from self._request(
+            "POST", CALLS_PATH, bearer=usable.value, json_body=body, step="call", retry=False
+        )
+        try:
+            return CallAnswer.from_json(data)
+        except ResponseFormatError as exc:
+            raise NetworkError(f"the call response is unusable: {exc}") from exc
+
+    def _usable(self, token: Token | str) -> Token:
+        if isinstance(token, str):
+            token = Token.from_string(token)
+        secrets.add(token.value)
+        left = token.seconds_left()
+        if left is not None and left <= 0:
+            raise UsageError(
+                f"the ephemeral token expired {int(-left) or 1} s ago",
+                "mint a new one with `orga token` (or leave out --token)",
+            )
+        return token
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        bearer: str,
+        step: str,
+        params: dict[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
+        retry: bool = True,
+    ) -> Steps[Any]:
+        headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+        content = json.dumps(json_body).encode() if json_body is not None else None
+        url = httpx.URL(self.base_url + path, params=params)
+        request = httpx.Request(method, url, headers=headers, content=content)
+        tries = self.tries if retry else 1
+        for attempt in range(1, tries + 1):
+            log.debug("→ %s %s  Authorization: Bearer %s", method, request.url, mask(bearer))
+            started = time.perf_counter()
+            answer = yield request
+            assert answer is not None
+            response, body = answer
+            log.debug(
+                "← %d %s  %.0f ms, %d bytes",
+                response.status_code,
+                response.reason_phrase,
+                (time.perf_counter() - started) * 1000,
+                len(body),
+            )
+            status = response.status_code
+            if 200 <= status < 300:
+                return _decode(response, body)
+            if status in RETRY_STATUSES and attempt < tries:
+                wait = _backoff(attempt, _retry_after(response))
+                if wait is not None:
+                    log.info(
+                        "%d %s; retry %d of %d in %.1f s",
+                        status,
+                        response.reason_phrase,
+                        attempt,
+                        tries - 1,
+                        wait,
+                    )
+                    yield wait
+                    continue
+            raise _status_error(response, body, step, attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float | None:
+    """Seconds before the next try: Retry-After if the server gave one (None when it asks
+    for more than MAX_RETRY_WAIT), else exponential with full jitter on top."""
+    if retry_after is not None:
+        return retry_after if retry_after <= MAX_RETRY_WAIT else None
+    base: float = 0.5 * 2 ** (attempt - 1)
+    return base + random.uniform(0, base)
+
+
+def _decode(response: httpx.Response, body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        ctype = response.headers.get("content-type", "")
+        excerpt = error_message(body, ctype) or "an empty body"
+        what = "HTML" if "html" in ctype.lower() or body.lstrip()[:1] == b"<" else "not JSON"
+        raise NetworkError(
+            f"the server answered {response.status_code} but the body is {what}: {excerpt}",
+            "check that --base-url points at the Orga API, not a web page or proxy",
+        ) from exc
+
+
+def _status_error(
+    response: httpx.Response, body: bytes, step: str, attempt: int
+) -> ApiError | NetworkError:
+    status = response.status_code
+    reason = response.reason_phrase or "error"
+    message = error_message(body, response.headers.get("content-type", "")) or reason
+    if status == 429:
+        wait = _retry_after(response)
+        after = f"; the server asks to wait {wait:.0f} s" if wait is not None else ""
+        return ApiError(
+            f"rate limited (429) after {attempt} {'try' if attempt == 1 else 'tries'}{after}: {message}",
+            "wait a little and try again",
+            status=status,
+        )
+    if status >= 500:
+        tries = f" after {attempt} tries" if attempt > 1 else ""
+        return NetworkError(
+            f"the server failed with {status} {reason}{tries}: {message}",
+            "try again later",
+            status=status,
+        )
+    hint: str | None
+    if status == 401 and step == "token":
+        what, hint = (
+            "the API key was refused",
+            ("check ORGA_API_KEY, --api-key or `orga config set api_key`"),
+        )
+    elif status == 401:
+        what, hint = (
+            "the ephemeral token was refused",
+            ("mint a new one with `orga token` (tokens live about a minute)"),
+        )
+    elif status == 403:
+        what, hint = "forbidden", "check the key's scope, or that a credential was sent"
+    elif status == 404 and step == "token":
+        what, hint = "user not found", "check --email / ORGA_USER_EMAIL"
+    elif status == 404:
+        what, hint = "not found", "check --base-url"
+    elif status == 422 and step == "token":
+        what, hint = (
+            "the request was rejected",
+            ("this server needs a user email: pass --email or set ORGA_USER_EMAIL"),
+        )
+    else:
+        what, hint = "the request was rejected", None
+    return ApiError(f"{what} ({status}): {message}", hint, status=status)
+
+
 class OrgaClient:
     """An async client of the Orga realtime HTTP API.
 
@@ -150,21 +366,14 @@ class OrgaClient:
         retries: int = 3,
         insecure_http: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
     ) -> None:
-        self.base_url = check_base_url(base_url, insecure_http=insecure_http)
-        self.api_key = api_key
-        self.timeout = timeout
-        self.tries = max(1, retries)
-        self._sleep = sleep
-        secrets.add(api_key)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(timeout),
-            transport=transport,
-            headers={"User-Agent": f"orga-cli/{__version__}", "Accept": "application/json"},
-            follow_redirects=False,
+        self._core = _Core(
+            check_base_url(base_url, insecure_http=insecure_http), api_key, timeout, retries
         )
+        self.base_url = self._core.base_url
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(transport=transport, **self._core.http_options())
 
     async def __aenter__(self) -> OrgaClient:
         return self
@@ -175,192 +384,98 @@ class OrgaClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    # ------------------------------------------------------------------ steps
-
     async def create_token(
         self, *, email: str | None = None, expires_in: int | None = None
     ) -> Token:
         """Step 1: exchange the API key for an ephemeral token."""
-        if not self.api_key:
-            raise UsageError(
-                "no API key",
-                "pass --api-key, set ORGA_API_KEY, or run `orga config set api_key`",
-            )
-        params = {"email": email} if email else None
-        body = {"expires_in": expires_in} if expires_in is not None else None
-        data = await self._request(
-            "POST", TOKEN_PATH, bearer=self.api_key, params=params, json_body=body, step="token"
-        )
-        try:
-            token = Token.from_json(data)
-        except ResponseFormatError as exc:
-            raise NetworkError(
-                f"the token response is unusable: {exc}",
-                "check that --base-url points at the Orga API",
-            ) from exc
-        secrets.add(token.value)
-        return token
+        return await self._drive(self._core.create_token(email, expires_in))
 
     async def ice_servers(self, token: Token | str) -> list[IceServer]:
         """Step 2: the ICE servers (STUN/TURN) for a session."""
-        token = self._usable(token)
-        data = await self._request("GET", ICE_PATH, bearer=token.value, step="ice")
-        try:
-            servers = parse_ice_config(data)
-        except ResponseFormatError as exc:
-            raise NetworkError(
-                f"the ICE configuration is unusable: {exc}",
-                "check that --base-url points at the Orga API",
-            ) from exc
-        for server in servers:
-            secrets.add(server.credential)
-        return servers
+        return await self._drive(self._core.ice_servers(token))
 
     async def create_call(
-        self,
-        token: Token | str,
-        offer: dict[str, Any],
-        params: dict[str, Any] | None = None,
+        self, token: Token | str, offer: dict[str, Any], params: dict[str, Any] | None = None
     ) -> CallAnswer:
         """Step 3: send the SDP offer (with its candidates) and get the answer."""
-        token = self._usable(token)
-        body: dict[str, Any] = {"offer": offer}
-        if params is not None:
-            body["params"] = params
-        # Offers are not idempotent: a retried POST could start a second conversation.
-        data = await self._request(
-            "POST", CALLS_PATH, bearer=token.value, json_body=body, step="call", retry=False
-        )
+        return await self._drive(self._core.create_call(token, offer, params))
+
+    async def _drive(self, steps: Steps[T]) -> T:
+        import asyncio
+
+        sleep = self._sleep or asyncio.sleep
         try:
-            return CallAnswer.from_json(data)
-        except ResponseFormatError as exc:
-            raise NetworkError(f"the call response is unusable: {exc}") from exc
-
-    # ------------------------------------------------------------------ plumbing
-
-    def _usable(self, token: Token | str) -> Token:
-        if isinstance(token, str):
-            token = Token.from_string(token)
-        secrets.add(token.value)
-        left = token.seconds_left()
-        if left is not None and left <= 0:
-            raise UsageError(
-                f"the ephemeral token expired {int(-left) or 1} s ago",
-                "mint a new one with `orga token` (or leave out --token)",
-            )
-        return token
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        bearer: str,
-        step: str,
-        params: dict[str, str] | None = None,
-        json_body: dict[str, Any] | None = None,
-        retry: bool = True,
-    ) -> Any:
-        headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
-        content = json.dumps(json_body).encode() if json_body is not None else None
-        request = self._http.build_request(
-            method, path, params=params, headers=headers, content=content
-        )
-        tries = self.tries if retry else 1
-        for attempt in range(1, tries + 1):
-            log.debug("→ %s %s  Authorization: Bearer %s", method, request.url, mask(bearer))
-            started = time.perf_counter()
-            try:
-                response = await self._http.send(request)
-                body = await response.aread()
-            except httpx.HTTPError as exc:
-                raise _translate_transport(exc, request.url, self.timeout) from exc
-            elapsed = (time.perf_counter() - started) * 1000
-            log.debug(
-                "← %d %s  %.0f ms, %d bytes",
-                response.status_code,
-                response.reason_phrase,
-                elapsed,
-                len(body),
-            )
-            status = response.status_code
-            if 200 <= status < 300:
-                return self._decode(response, body)
-            if status in RETRY_STATUSES and attempt < tries:
-                wait = self._backoff(attempt, _retry_after(response))
-                if wait is not None:
-                    log.info(
-                        "%d %s; retry %d of %d in %.1f s",
-                        status,
-                        response.reason_phrase,
-                        attempt,
-                        tries - 1,
-                        wait,
-                    )
-                    await self._sleep(wait)
+            step = next(steps)
+            while True:
+                if isinstance(step, float):
+                    await sleep(step)
+                    step = steps.send(None)
                     continue
-            raise self._status_error(response, body, step, attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+                try:
+                    response = await self._http.send(step)
+                    body = await response.aread()
+                except httpx.HTTPError as exc:
+                    raise _translate_transport(exc, step.url, self._core.timeout) from exc
+                step = steps.send((response, body))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
-        if retry_after is not None:
-            return retry_after if retry_after <= MAX_RETRY_WAIT else None
-        base = 0.5 * 2 ** (attempt - 1)
-        return base + random.uniform(0, base)
 
-    @staticmethod
-    def _decode(response: httpx.Response, body: bytes) -> Any:
+class SyncOrgaClient:
+    """The same API steps without an event loop, for short-lived commands.
+
+    ``orga token`` and ``orga ice`` use it: an event loop and anyio cost ~70 ms of
+    start-up, a third of the whole command.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        insecure_http: bool = False,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        self._core = _Core(
+            check_base_url(base_url, insecure_http=insecure_http), api_key, timeout, retries
+        )
+        self.base_url = self._core.base_url
+        self._sleep = sleep
+        self._http = httpx.Client(transport=transport, **self._core.http_options())
+
+    def __enter__(self) -> SyncOrgaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def create_token(self, *, email: str | None = None, expires_in: int | None = None) -> Token:
+        """Step 1: exchange the API key for an ephemeral token."""
+        return self._drive(self._core.create_token(email, expires_in))
+
+    def ice_servers(self, token: Token | str) -> list[IceServer]:
+        """Step 2: the ICE servers (STUN/TURN) for a session."""
+        return self._drive(self._core.ice_servers(token))
+
+    def _drive(self, steps: Steps[T]) -> T:
         try:
-            return json.loads(body)
-        except ValueError as exc:
-            ctype = response.headers.get("content-type", "")
-            excerpt = error_message(body, ctype) or "an empty body"
-            what = "HTML" if "html" in ctype.lower() or body.lstrip()[:1] == b"<" else "not JSON"
-            raise NetworkError(
-                f"the server answered {response.status_code} but the body is {what}: {excerpt}",
-                "check that --base-url points at the Orga API, not a web page or proxy",
-            ) from exc
-
-    def _status_error(
-        self, response: httpx.Response, body: bytes, step: str, attempt: int
-    ) -> ApiError | NetworkError:
-        status = response.status_code
-        reason = response.reason_phrase or "error"
-        message = error_message(body, response.headers.get("content-type", "")) or reason
-        if status == 429:
-            wait = _retry_after(response)
-            after = f"; the server asks to wait {wait:.0f} s" if wait is not None else ""
-            return ApiError(
-                f"rate limited (429) after {attempt} tries{after}: {message}",
-                "wait a little and try again",
-                status=status,
-            )
-        if status >= 500:
-            tries = f" after {attempt} tries" if attempt > 1 else ""
-            return NetworkError(
-                f"the server failed with {status} {reason}{tries}: {message}",
-                "try again later",
-                status=status,
-            )
-        hint: str | None
-        if status == 401 and step == "token":
-            what, hint = "the API key was refused", (
-                "check ORGA_API_KEY, --api-key or `orga config set api_key`"
-            )
-        elif status == 401:
-            what, hint = "the ephemeral token was refused", (
-                "mint a new one with `orga token` (tokens live about a minute)"
-            )
-        elif status == 403:
-            what, hint = "forbidden", "check the key's scope, or that a credential was sent"
-        elif status == 404 and step == "token":
-            what, hint = "user not found", "check --email / ORGA_USER_EMAIL"
-        elif status == 404:
-            what, hint = "not found", "check --base-url"
-        elif status == 422 and step == "token":
-            what, hint = "the request was rejected", (
-                "this server needs a user email: pass --email or set ORGA_USER_EMAIL"
-            )
-        else:
-            what, hint = "the request was rejected", None
-        return ApiError(f"{what} ({status}): {message}", hint, status=status)
+            step = next(steps)
+            while True:
+                if isinstance(step, float):
+                    self._sleep(step)
+                    step = steps.send(None)
+                    continue
+                try:
+                    response = self._http.send(step)
+                    body = response.read()
+                except httpx.HTTPError as exc:
+                    raise _translate_transport(exc, step.url, self._core.timeout) from exc
+                step = steps.send((response, body))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]

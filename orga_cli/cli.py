@@ -6,7 +6,6 @@ and renders the result. OrgaError becomes a one-line message and an exit code.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -19,14 +18,17 @@ from .errors import ExitCode, Interrupted, OrgaError, UsageError
 
 T = TypeVar("T")
 
+_APP_SETTINGS: dict[str, Any] = {
+    "name": "orga",
+    "no_args_is_help": True,
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
 app = typer.Typer(
-    name="orga",
     help="Voice and video client for the Orga AI realtime API, with an offline sandbox.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **_APP_SETTINGS,
 )
 config_app = typer.Typer(
     help="Read and write config profiles (base_url, api_key, email).",
@@ -68,6 +70,8 @@ def run(work: Callable[[], T]) -> T:
 
 
 def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    import asyncio
+
     return run(lambda: asyncio.run(coro_fn()))
 
 
@@ -82,7 +86,10 @@ def setup(verbose: int, debug: bool, *, always_info: tuple[str, ...] = ()) -> No
 
 def read_stdin_value(what: str) -> str:
     if sys.stdin.isatty():
-        raise UsageError(f"expected the {what} on standard input", f"pipe it in, e.g. `orga token | orga ice --token -`")
+        raise UsageError(
+            f"expected the {what} on standard input",
+            "pipe it in, e.g. `orga token | orga ice --token -`",
+        )
     value = sys.stdin.read().strip()
     if not value:
         raise UsageError(f"standard input held no {what}")
@@ -167,9 +174,9 @@ def _settings(
 
 
 def _client(settings: Any, timeout: float, insecure_http: bool) -> Any:
-    from .api import OrgaClient
+    from .api import SyncOrgaClient
 
-    return OrgaClient(
+    return SyncOrgaClient(
         settings.value("base_url"),
         settings.value("api_key"),
         timeout=timeout,
@@ -216,7 +223,7 @@ def token(
             "--expires-in",
             min=1,
             metavar="SECONDS",
-            help="Ask for this lifetime (sent as {\"expires_in\": N}).",
+            help='Ask for this lifetime (sent as {"expires_in": N}).',
             show_default=False,
         ),
     ] = None,
@@ -263,10 +270,10 @@ def token(
     if token_arg is not None:
         fail(UsageError("a TOKEN argument goes only with --decode"))
 
-    async def mint() -> None:
+    def mint() -> None:
         settings = _settings(api_key, base_url, email, profile)
-        async with _client(settings, timeout, insecure_http) as client:
-            minted = await client.create_token(email=settings.value("email"), expires_in=expires_in)
+        with _client(settings, timeout, insecure_http) as client:
+            minted = client.create_token(email=settings.value("email"), expires_in=expires_in)
         if json_out:
             render.emit_json(minted.summary())
         else:
@@ -274,7 +281,7 @@ def token(
             if sys.stderr.isatty():
                 render.note(render.expiry_phrase(minted))
 
-    run_async(mint)
+    run(mint)
 
 
 @app.command()
@@ -293,7 +300,7 @@ def ice(
     ] = None,
     json_out: Annotated[
         bool,
-        typer.Option("--json", help="Print {\"iceServers\": [...]} for an RTCPeerConnection."),
+        typer.Option("--json", help='Print {"iceServers": [...]} for an RTCPeerConnection.'),
     ] = False,
     email: EmailOpt = None,
     api_key: ApiKeyOpt = None,
@@ -312,21 +319,21 @@ def ice(
     setup(verbose, debug)
     from . import render
 
-    async def fetch() -> None:
+    def fetch() -> None:
         settings = _settings(api_key, base_url, email, profile)
         given = read_stdin_value("token") if token_opt == "-" else token_opt
-        async with _client(settings, timeout, insecure_http) as client:
+        with _client(settings, timeout, insecure_http) as client:
             if given:
                 use: Any = given
             else:
-                use = await client.create_token(email=settings.value("email"))
-            servers = await client.ice_servers(use)
+                use = client.create_token(email=settings.value("email"))
+            servers = client.ice_servers(use)
         if json_out:
             render.emit_json({"iceServers": [s.to_json() for s in servers]})
         else:
             render.ice_table(servers)
 
-    run_async(fetch)
+    run(fetch)
 
 
 @app.command()
@@ -342,7 +349,9 @@ def voices(
     ] = None,
     gender: Annotated[
         str | None,
-        typer.Option("--gender", help="Only voices of this gender (feminine, masculine).", show_default=False),
+        typer.Option(
+            "--gender", help="Only voices of this gender (feminine, masculine).", show_default=False
+        ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -462,7 +471,8 @@ def config_list(
                     "profile": {"value": active.value, "source": active.source},
                     "profiles": profiles,
                     "settings": {
-                        k: {"value": s.shown(k) or None, "source": s.source} for k, s in values.items()
+                        k: {"value": s.shown(k) or None, "source": s.source}
+                        for k, s in values.items()
                     },
                 }
             )
@@ -513,7 +523,9 @@ def config_use(name: Annotated[str, typer.Argument(metavar="PROFILE")]) -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port; 0 picks a free one.")] = 0,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port; 0 picks a free one.")
+    ] = 0,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -597,6 +609,8 @@ def serve(
             sys.stderr.write(f"sandbox API key: {config.api_key}\n")
         else:
             secrets.add(config.api_key)
+        import asyncio
+
         asyncio.run(serve_forever(config, host=host, port=port))
 
     try:
@@ -628,9 +642,34 @@ def completions(
     render.data(completion_script(shell))
 
 
+def _app_for(argv: list[str]) -> typer.Typer:
+    """The app with only the command that argv names, when it names one.
+
+    Typer builds every command's options before parsing; with a dozen commands
+    that is most of a short command's start-up. Help, --version and typos get
+    the whole app.
+    """
+    if not argv or argv[0].startswith("-"):
+        return app
+    name = argv[0]
+    commands = [
+        c
+        for c in app.registered_commands
+        if (c.name or getattr(c.callback, "__name__", "").replace("_", "-")) == name
+    ]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return app
+    lite = typer.Typer(**_APP_SETTINGS)
+    lite.registered_callback = app.registered_callback
+    lite.registered_commands = commands
+    lite.registered_groups = groups
+    return lite
+
+
 def main() -> None:
     try:
-        app()
+        _app_for(sys.argv[1:])(prog_name="orga")
     except KeyboardInterrupt:
         sys.stderr.write("orga: interrupted\n")
         sys.exit(int(ExitCode.INTERRUPTED))

@@ -95,7 +95,7 @@ class ConfigFile:
         if sys.version_info >= (3, 11):
             import tomllib
         else:  # pragma: no cover - exercised on 3.10 only
-            import tomli as tomllib
+            import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
         try:
             with self.path.open("rb") as fh:
                 data = tomllib.load(fh)
@@ -107,12 +107,14 @@ class ConfigFile:
                 "fix it by hand or remove it",
             ) from exc
         profiles = data.get("profiles", {})
-        if not isinstance(profiles, dict) or not all(isinstance(p, dict) for p in profiles.values()):
+        if not isinstance(profiles, dict) or not all(
+            isinstance(p, dict) for p in profiles.values()
+        ):
             raise ConfigError(f"config file {self.path}: [profiles] must hold tables")
         for profile in profiles.values():
             secrets.add(profile.get("api_key") if isinstance(profile.get("api_key"), str) else None)
-        self._data = data
-        return data
+        self._data = dict(data)
+        return self._data
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         profiles: dict[str, dict[str, Any]] = self.load().get("profiles", {})

@@ -173,7 +173,7 @@ class IceUrl:
 
     @property
     def kind(self) -> str:
-        """"stun" or "turn" (the secure variants included)."""
+        """ "stun" or "turn" (the secure variants included)."""
         return {"stuns": "stun", "turns": "turn"}.get(self.scheme, self.scheme)
 
 

@@ -77,7 +77,7 @@ def _escape(text: str) -> str:
 
 
 def human_seconds(seconds: float) -> str:
-    seconds = int(round(abs(seconds)))
+    seconds = round(abs(seconds))
     if seconds < 120:
         return f"{seconds} s"
     minutes, sec = divmod(seconds, 60)
@@ -174,8 +174,8 @@ class ScrubFilter(logging.Filter):
 def setup_logging(verbose: int, *, always_info: Sequence[str] = ()) -> None:
     """Route library logs to stderr: DEBUG with -v, and INFO for the named loggers."""
     root = logging.getLogger("orga_cli")
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     handler: logging.Handler
     if sys.stderr.isatty():
         from rich.logging import RichHandler

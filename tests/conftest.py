@@ -196,11 +196,20 @@ def response(
     headers: dict[str, str] | None = None,
     content_length: int | None = None,
 ) -> bytes:
-    reason = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error",
-              502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}.get(status, "X")
-    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {content_type}",
-             f"Content-Length: {len(body) if content_length is None else content_length}",
-             "Connection: close"]
+    reason = {
+        200: "OK",
+        429: "Too Many Requests",
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+    }.get(status, "X")
+    lines = [
+        f"HTTP/1.1 {status} {reason}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(body) if content_length is None else content_length}",
+        "Connection: close",
+    ]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 

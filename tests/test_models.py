@@ -33,7 +33,11 @@ SAMPLE = make_jwt({"sub": "u1", "api_key_id": "k1", "scope": "api", "iat": 1000,
 
 def test_token_current_reference_form() -> None:
     tok = Token.from_json(
-        {"ephemeral_token": SAMPLE, "token_type": "bearer", "expires_at": "2025-11-11T11:49:43.252934"}
+        {
+            "ephemeral_token": SAMPLE,
+            "token_type": "bearer",
+            "expires_at": "2025-11-11T11:49:43.252934",
+        }
     )
     assert tok.value == SAMPLE
     assert tok.expires_at is not None
@@ -84,7 +88,11 @@ def test_ice_object_and_bare_list() -> None:
     obj = {
         "iceServers": [
             {"urls": "stun:stun.example.com:3478"},
-            {"urls": ["turn:turn.orga-ai.com:3478?transport=udp"], "username": "u", "credential": "c"},
+            {
+                "urls": ["turn:turn.orga-ai.com:3478?transport=udp"],
+                "username": "u",
+                "credential": "c",
+            },
         ]
     }
     servers = parse_ice_config(obj)
@@ -94,7 +102,9 @@ def test_ice_object_and_bare_list() -> None:
     assert servers[0].to_json() == {"urls": ["stun:stun.example.com:3478"]}
 
 
-@pytest.mark.parametrize("bad", [{"x": 1}, {"iceServers": "stun:x"}, {"iceServers": [{"urls": []}]}, 3])
+@pytest.mark.parametrize(
+    "bad", [{"x": 1}, {"iceServers": "stun:x"}, {"iceServers": [{"urls": []}]}, 3]
+)
 def test_ice_bad_shapes(bad: object) -> None:
     with pytest.raises(ResponseFormatError):
         parse_ice_config(bad)
@@ -113,7 +123,12 @@ def test_ice_bad_shapes(bad: object) -> None:
 )
 def test_ice_url_parse(url: str, scheme: str, host: str, port: int, transport: str) -> None:
     parsed = IceUrl.parse(url)
-    assert (parsed.scheme, parsed.host, parsed.port, parsed.transport) == (scheme, host, port, transport)
+    assert (parsed.scheme, parsed.host, parsed.port, parsed.transport) == (
+        scheme,
+        host,
+        port,
+        transport,
+    )
 
 
 @pytest.mark.parametrize("url", ["http://x", "turn:", "turn:x?transport=sctp", "stun:x:99999"])
@@ -127,7 +142,9 @@ def test_ice_server_repr_hides_credential() -> None:
 
 
 def test_call_answer() -> None:
-    ans = CallAnswer.from_json({"conversation_id": "c1", "answer": {"sdp": "v=0\r\n", "type": "answer"}})
+    ans = CallAnswer.from_json(
+        {"conversation_id": "c1", "answer": {"sdp": "v=0\r\n", "type": "answer"}}
+    )
     assert ans.conversation_id == "c1"
     with pytest.raises(ResponseFormatError, match="conversation_id"):
         CallAnswer.from_json({"answer": {"sdp": "v=0", "type": "answer"}})
@@ -138,7 +155,9 @@ def test_call_answer() -> None:
 def test_error_message_nested_envelope() -> None:
     body = {
         "error": {
-            "message": {"error": {"message": "Incorrect or inactive API key provided.", "type": "x"}},
+            "message": {
+                "error": {"message": "Incorrect or inactive API key provided.", "type": "x"}
+            },
             "type": "invalid_request_error",
             "param": None,
             "code": None,
@@ -151,13 +170,19 @@ def test_error_message_nested_envelope() -> None:
 
 
 def test_error_message_other_shapes() -> None:
-    assert error_message(b'{"error": {"message": "Invalid ephemeral token"}}') == "Invalid ephemeral token"
+    assert (
+        error_message(b'{"error": {"message": "Invalid ephemeral token"}}')
+        == "Invalid ephemeral token"
+    )
     assert error_message(b'{"detail": "Not authenticated"}') == "Not authenticated"
     detail = {"detail": [{"loc": ["query", "email"], "msg": "Field required"}]}
     assert error_message(json.dumps(detail).encode()) == "Field required"
     html = b"<html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1></body></html>"
     assert error_message(html, "text/html") == "502 Bad Gateway"
-    assert error_message(b"upstream connect error   or disconnect") == "upstream connect error or disconnect"
+    assert (
+        error_message(b"upstream connect error   or disconnect")
+        == "upstream connect error or disconnect"
+    )
     long = error_message(b"x" * 1000)
     assert long is not None and len(long) <= 160
     assert error_message(b"") is None

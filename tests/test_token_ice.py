@@ -88,7 +88,10 @@ def test_no_api_key(cli: Cli, sandbox: Sandbox) -> None:
 
 
 def test_wrong_api_key_shows_innermost_message(cli: Cli, sandbox: Sandbox) -> None:
-    result = cli(["token"], env={"ORGA_API_KEY": "sk_orga_ai_wrong_000000000000", "ORGA_BASE_URL": sandbox.base_url})
+    result = cli(
+        ["token"],
+        env={"ORGA_API_KEY": "sk_orga_ai_wrong_000000000000", "ORGA_BASE_URL": sandbox.base_url},
+    )
     assert_one_line_error(result, 3, "401", "Incorrect or inactive API key provided")
     assert "sk_orga_ai_wrong_000000000000" not in result.stderr
 
@@ -103,12 +106,20 @@ def test_require_email_422_and_404(cli: Cli, sandbox_with: Callable[..., Sandbox
     assert ok.exit_code == 0, ok.stderr
 
 
-def test_ice_table_masks_and_json_includes_credentials(cli: Cli, sandbox_with: Callable[..., Sandbox]) -> None:
+def test_ice_table_masks_and_json_includes_credentials(
+    cli: Cli, sandbox_with: Callable[..., Sandbox]
+) -> None:
     box = sandbox_with(
-        "--ice-server", "stun:127.0.0.1:3478",
-        "--ice-server", "turn:127.0.0.1:3478?transport=udp",
-        "--ice-server", "turns:127.0.0.1:5349",
-        "--ice-username", "alice", "--ice-credential", "s3cret-credential-value",
+        "--ice-server",
+        "stun:127.0.0.1:3478",
+        "--ice-server",
+        "turn:127.0.0.1:3478?transport=udp",
+        "--ice-server",
+        "turns:127.0.0.1:5349",
+        "--ice-username",
+        "alice",
+        "--ice-credential",
+        "s3cret-credential-value",
     )
     table = cli(["ice"], env=env_for(box, COLUMNS="200"))
     assert table.exit_code == 0, table.stderr
@@ -153,7 +164,9 @@ def test_ice_invalid_token(cli: Cli, sandbox: Sandbox) -> None:
 
 
 def test_http_to_remote_host_is_refused(cli: Cli) -> None:
-    result = cli(["token"], env={"ORGA_API_KEY": KNOWN_KEY, "ORGA_BASE_URL": "http://api.example.com"})
+    result = cli(
+        ["token"], env={"ORGA_API_KEY": KNOWN_KEY, "ORGA_BASE_URL": "http://api.example.com"}
+    )
     assert_one_line_error(result, 2, "clear text", "--insecure-http")
 
 
@@ -169,8 +182,12 @@ def test_key_never_appears_anywhere(cli: Cli, sandbox: Sandbox, tmp_path: Path) 
     """Run every command that touches the key, in every mode, and look for it."""
     env = env_for(sandbox)
     runs = [
-        ["token", "-v"], ["token", "--json", "-vv"], ["ice", "-v"], ["ice", "--json", "-v"],
-        ["config", "list"], ["config", "list", "--json"],
+        ["token", "-v"],
+        ["token", "--json", "-vv"],
+        ["ice", "-v"],
+        ["ice", "--json", "-v"],
+        ["config", "list"],
+        ["config", "list", "--json"],
         ["token", "--base-url", "http://127.0.0.1:9"],  # connection refused
         ["token", "--base-url", "http://example.com"],  # refused: clear text
         ["token", "--api-key", KNOWN_KEY + "x", "-v"],  # wrong key, given as a flag
@@ -201,7 +218,9 @@ def test_installed_orga_runs_as_a_subprocess(sandbox: Sandbox) -> None:
     out = subprocess.run([exe, "token"], capture_output=True, text=True, env=env, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().count(".") == 2
-    version = subprocess.run([sys.executable, "-m", "orga_cli", "--version"], capture_output=True, text=True, timeout=30)
+    version = subprocess.run(
+        [sys.executable, "-m", "orga_cli", "--version"], capture_output=True, text=True, timeout=30
+    )
     assert version.stdout.startswith("orga ")
 
 

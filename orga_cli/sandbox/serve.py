@@ -24,10 +24,10 @@ def build_config(
     ice_credentials: Sequence[str],
 ) -> SandboxConfig:
     """Pair TURN credentials with URLs: one pair for all, or one per TURN URL in order."""
-    parsed = []
-    for url in ice_servers:
+    parsed: list[IceUrl] = []
+    for given in ice_servers:
         try:
-            parsed.append(IceUrl.parse(url))
+            parsed.append(IceUrl.parse(given))
         except ValueError as exc:
             raise UsageError(f"--ice-server: {exc}") from exc
     turn_count = sum(1 for p in parsed if p.kind == "turn")
@@ -45,9 +45,7 @@ def build_config(
             credential = _pick(ice_credentials, turn_index)
             turn_index += 1
             if username is None or credential is None:
-                raise UsageError(
-                    f"TURN URL {url.url} needs --ice-username and --ice-credential"
-                )
+                raise UsageError(f"TURN URL {url.url} needs --ice-username and --ice-credential")
             servers.append(IceServer((url.url,), username, credential))
             secrets.add(credential)
         else:
@@ -69,7 +67,7 @@ def _pick(values: Sequence[str], index: int) -> str | None:
 
 async def serve_forever(config: SandboxConfig, *, host: str, port: int) -> None:
     """Start the server, print its base URL as the first stdout line, run until a signal."""
-    server = SandboxServer(config, host=host, port=port, call_handler=_call_handler())
+    server = SandboxServer(config, host=host, port=port, call_handler=None)
     try:
         base_url = await server.start()
     except OSError as exc:
@@ -88,8 +86,3 @@ async def serve_forever(config: SandboxConfig, *, host: str, port: int) -> None:
         await stop.wait()
     finally:
         await server.stop()
-
-
-def _call_handler() -> None:
-    # Calls are answered once the media peer exists (see orga_cli.sandbox.peer).
-    return None

@@ -156,7 +156,9 @@ class SandboxApp:
     def mint(self, email: str | None, ttl: int) -> tuple[str, datetime]:
         now = int(time.time())
         key_id = "key_" + hashlib.sha256(self.config.api_key.encode()).hexdigest()[:16]
-        subject = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}")) if email else "sandbox-user"
+        subject = (
+            str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailto:{email}")) if email else "sandbox-user"
+        )
         claims = {
             "sub": subject,
             "api_key_id": key_id,
@@ -303,9 +305,9 @@ def validate_call(body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     checks: dict[str, Callable[[Any], bool]] = {
         "voice": lambda v: isinstance(v, str) and find_voice(v) is not None,
         "model": lambda v: v == MODEL,
-        "temperature": lambda v: isinstance(v, (int, float))
-        and not isinstance(v, bool)
-        and 0.0 <= v <= 1.0,
+        "temperature": lambda v: (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+        ),
         "return_transcription": lambda v: isinstance(v, bool),
         "instructions": lambda v: v is None or isinstance(v, str),
         "modalities": lambda v: isinstance(v, list) and set(v) <= {"audio", "video"},
