@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -67,6 +69,17 @@ def run(work: Callable[[], T]) -> T:
         if state.debug:
             raise
         fail(Interrupted("interrupted"))
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if state.debug:
+            raise
+        fail(
+            OrgaError(
+                f"unexpected error: {type(exc).__name__}: {exc}",
+                "this is a bug: please report it with the output of --debug",
+            )
+        )
 
 
 def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -155,6 +168,29 @@ VerboseOpt = Annotated[
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+ReplyOpt = Annotated[
+    str,
+    typer.Option(
+        "--reply",
+        metavar="echo|silence|FILE",
+        help="What the sandbox's peer sends back: an echo of what it hears, silence, or a file looped as the model's voice.",
+    ),
+]
+EchoDelayOpt = Annotated[
+    float,
+    typer.Option(
+        "--echo-delay", min=0.0, max=10.0, help="Seconds before the sandbox echoes what it hears."
+    ),
+]
+SaveReceivedOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--save-received",
+        metavar="DIR",
+        help="Write one WAV per call of exactly what the sandbox received.",
+        show_default=False,
+    ),
+]
 
 
 def _settings(
@@ -576,6 +612,9 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    reply: ReplyOpt = "echo",
+    echo_delay: EchoDelayOpt = 0.5,
+    save_received: SaveReceivedOpt = None,
     verbose: VerboseOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
@@ -589,6 +628,7 @@ def serve(
     def work() -> None:
         from .api import is_loopback_host
         from .errors import secrets
+        from .sandbox.peer import PeerConfig
         from .sandbox.serve import build_config, serve_forever
 
         config = build_config(
@@ -611,7 +651,13 @@ def serve(
             secrets.add(config.api_key)
         import asyncio
 
-        asyncio.run(serve_forever(config, host=host, port=port))
+        peer_config = PeerConfig(
+            delay=echo_delay,
+            reply=reply,
+            save_received=save_received,
+            ice_servers=config.ice_servers,
+        )
+        asyncio.run(serve_forever(config, peer_config, host=host, port=port))
 
     try:
         run(work)
@@ -620,6 +666,295 @@ def serve(
             # Ctrl-C is how a server is stopped: not an error.
             raise typer.Exit(0) from None
         raise
+
+
+# --------------------------------------------------------------------------- call
+
+
+class VideoQuality(str, Enum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+def _opt(*names: str, help: str, metavar: str | None = None, **kw: Any) -> Any:
+    return typer.Option(
+        *names, help=help, metavar=metavar, show_default=kw.pop("show_default", False), **kw
+    )
+
+
+@app.command()
+def call(
+    sandbox: Annotated[
+        bool,
+        _opt(
+            "--sandbox", help="Call a sandbox started in this process (offline; echoes your voice)."
+        ),
+    ] = False,
+    token_opt: Annotated[
+        str | None,
+        _opt(
+            "--token",
+            "-t",
+            envvar="ORGA_TOKEN",
+            show_envvar=True,
+            metavar="TOKEN|-",
+            help="Use this ephemeral token ('-' reads stdin) instead of minting one.",
+        ),
+    ] = None,
+    voice: Annotated[
+        str, _opt("--voice", help="Voice (see `orga voices`).", show_default=True)
+    ] = "Sofía",
+    model: Annotated[str, _opt("--model", help="Model.", show_default=True)] = "orga-1-beta",
+    temperature: Annotated[
+        float,
+        _opt(
+            "--temperature",
+            min=0.0,
+            max=1.0,
+            help="Sampling temperature, 0 to 1.",
+            show_default=True,
+        ),
+    ] = 0.5,
+    instructions: Annotated[
+        str | None,
+        _opt(
+            "--instructions",
+            metavar="TEXT|@FILE",
+            help="System instructions, or @FILE to read them.",
+        ),
+    ] = None,
+    transcribe: Annotated[
+        bool, _opt("--transcribe", help="Ask for transcripts of what you say.")
+    ] = False,
+    no_history: Annotated[
+        bool, _opt("--no-history", help="Do not keep conversation history.")
+    ] = False,
+    audio_in: Annotated[
+        str | None,
+        _opt(
+            "--audio-in",
+            metavar="FILE|tone:HZ",
+            help="Send a file (anything ffmpeg decodes, in real time) or a sine instead of the microphone.",
+        ),
+    ] = None,
+    input_device: Annotated[
+        str | None,
+        _opt(
+            "--input-device",
+            metavar="INDEX|NAME",
+            help="Microphone: index or part of its name (see `orga devices`).",
+        ),
+    ] = None,
+    video_in: Annotated[
+        str | None,
+        _opt(
+            "--video-in",
+            metavar="FILE|testsrc",
+            help="Send a video file (looped) or a test pattern instead of the camera.",
+        ),
+    ] = None,
+    no_video: Annotated[bool, _opt("--no-video", help="Send no video.")] = False,
+    camera: Annotated[
+        str | None,
+        _opt(
+            "--camera",
+            metavar="DEVICE",
+            help="Camera device (/dev/video0; avfoundation index; dshow name).",
+        ),
+    ] = None,
+    video_quality: Annotated[
+        VideoQuality,
+        _opt(
+            "--video-quality",
+            help="SDK preset: low 640x480@24, medium 1280x720@30, high 1920x1080@30.",
+            show_default=True,
+        ),
+    ] = VideoQuality.low,
+    output_device: Annotated[
+        str | None,
+        _opt("--output-device", metavar="INDEX|NAME", help="Speaker: index or part of its name."),
+    ] = None,
+    no_speaker: Annotated[bool, _opt("--no-speaker", help="Play nothing.")] = False,
+    record: Annotated[
+        Path | None,
+        _opt("--record", metavar="FILE.wav", help="Write what the model says to a WAV file."),
+    ] = None,
+    record_mic: Annotated[
+        Path | None,
+        _opt(
+            "--record-mic",
+            metavar="FILE.wav",
+            help="Write what was sent (after muting) to a WAV file.",
+        ),
+    ] = None,
+    events: Annotated[
+        Path | None,
+        _opt(
+            "--events",
+            metavar="FILE.jsonl",
+            help="Log every data-channel message, both ways, with time and direction.",
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        _opt("--duration", min=0.1, metavar="SECONDS", help="Hang up after this long connected."),
+    ] = None,
+    json_out: Annotated[
+        bool, _opt("--json", help="Print a JSON summary on stdout at the end.")
+    ] = False,
+    ice_timeout: Annotated[
+        float,
+        _opt(
+            "--ice-timeout",
+            min=0.1,
+            metavar="SECONDS",
+            help="Bound on ICE candidate gathering.",
+            show_default=True,
+        ),
+    ] = 2.0,
+    ice_server: Annotated[
+        list[str] | None,
+        _opt(
+            "--ice-server",
+            metavar="URL",
+            help="Use these STUN/TURN servers instead of the API's (repeatable).",
+        ),
+    ] = None,
+    ice_username: Annotated[
+        list[str] | None, _opt("--ice-username", help="TURN username (like `orga serve`).")
+    ] = None,
+    ice_credential: Annotated[
+        list[str] | None, _opt("--ice-credential", help="TURN credential.")
+    ] = None,
+    relay_only: Annotated[
+        bool, _opt("--relay-only", help="Use TURN relay candidates only.")
+    ] = False,
+    dump_sdp: Annotated[
+        Path | None,
+        _opt(
+            "--dump-sdp",
+            metavar="DIR",
+            help="Write offer.sdp, answer.sdp and the /calls request and response (tokens redacted).",
+        ),
+    ] = None,
+    sandbox_reply: Annotated[
+        str,
+        _opt(
+            "--sandbox-reply",
+            metavar="echo|silence|FILE",
+            help="With --sandbox: what its peer sends back.",
+            show_default=True,
+        ),
+    ] = "echo",
+    sandbox_save_received: Annotated[
+        Path | None,
+        _opt(
+            "--sandbox-save-received",
+            metavar="DIR",
+            help="With --sandbox: one WAV per call of what it received.",
+        ),
+    ] = None,
+    email: EmailOpt = None,
+    api_key: ApiKeyOpt = None,
+    base_url: BaseUrlOpt = None,
+    profile: ProfileOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    insecure_http: InsecureOpt = False,
+    verbose: VerboseOpt = 0,
+    debug: DebugOpt = False,
+) -> None:
+    """Talk to the model: microphone and camera up, its voice down, the conversation on screen.
+
+    On a terminal a live panel shows the call; keys: m mutes, v turns the
+    camera off and on, q hangs up. `orga call --sandbox` needs no account.
+    """
+    setup(verbose, debug)
+
+    def work() -> int:
+        from . import render
+        from .call import CallRequest, CallRunner, read_instructions, resolve_voice
+        from .models import ice_servers_from_urls
+        from .session import CallOptions, CallParams
+
+        settings = _settings(api_key, base_url, email, profile)
+        token_value = read_stdin_value("token") if token_opt == "-" else token_opt
+        try:
+            servers = (
+                ice_servers_from_urls(ice_server, ice_username or [], ice_credential or [])
+                if ice_server
+                else None
+            )
+        except ValueError as exc:
+            raise UsageError(f"--ice-server: {exc}") from exc
+        params = CallParams(
+            voice=resolve_voice(voice),
+            model=model,
+            temperature=temperature,
+            return_transcription=transcribe,
+            instructions=read_instructions(instructions),
+            history=not no_history,
+        )
+        tty = sys.stderr.isatty()
+        request = CallRequest(
+            base_url=None if sandbox else settings.value("base_url"),
+            api_key=None if sandbox else settings.value("api_key"),
+            email=None if sandbox else settings.value("email"),
+            token=token_value,
+            timeout=timeout,
+            insecure_http=insecure_http,
+            sandbox=sandbox,
+            sandbox_reply=sandbox_reply,
+            sandbox_save_received=sandbox_save_received,
+            params=params,
+            audio_in=audio_in,
+            input_device=input_device,
+            video_in=video_in,
+            no_video=no_video,
+            camera=camera,
+            video_quality=video_quality.value,
+            output_device=output_device,
+            no_speaker=no_speaker,
+            record=record,
+            record_mic=record_mic,
+            events=events,
+            duration=duration,
+            json_out=json_out,
+            options=CallOptions(
+                ice_timeout=ice_timeout,
+                relay_only=relay_only,
+                ice_servers=servers,
+                email=None if sandbox else settings.value("email"),
+                dump_sdp=dump_sdp,
+            ),
+            tty=tty,
+            keys=tty and sys.stdin.isatty(),
+        )
+        if not sandbox and token_value is None and not request.api_key:
+            raise UsageError(
+                "no API key",
+                "pass --api-key, set ORGA_API_KEY, run `orga config set api_key`, or try `orga call --sandbox`",
+            )
+        import asyncio
+
+        outcome = asyncio.run(CallRunner(request).run())
+        if json_out:
+            render.emit_json(outcome.summary)
+        if outcome.error is not None:
+            if state.debug and not isinstance(outcome.error, Interrupted):
+                raise outcome.error
+            render.error(outcome.error)
+        else:
+            s = outcome.summary
+            render.note(
+                f"call ended ({s['ended_by']}) after {s['duration_s']:.1f} s;"
+                f" connected in {s['ms_to_connected']} ms"
+            )
+        return int(outcome.exit_code)
+
+    code = run(work)
+    if code:
+        raise typer.Exit(code)
 
 
 # --------------------------------------------------------------------------- completions

@@ -213,6 +213,37 @@ class IceServer:
         return out
 
 
+def ice_servers_from_urls(
+    urls: list[str] | tuple[str, ...], usernames: list[str], credentials: list[str]
+) -> list[IceServer]:
+    """ICE servers from URLs and TURN credentials given on a command line.
+
+    One username/credential applies to every TURN URL; several pair with the
+    TURN URLs in order. Raises ValueError naming what is wrong.
+    """
+    parsed = [IceUrl.parse(url) for url in urls]
+    turn_count = sum(1 for p in parsed if p.kind == "turn")
+    for name, values in (("usernames", usernames), ("credentials", credentials)):
+        if len(values) > 1 and len(values) != turn_count:
+            raise ValueError(
+                f"{len(values)} TURN {name} for {turn_count} TURN URLs: give one for all,"
+                " or one per TURN URL in order"
+            )
+    servers = []
+    turn_index = 0
+    for url in parsed:
+        if url.kind != "turn":
+            servers.append(IceServer((url.url,)))
+            continue
+        pick = 0 if len(usernames) <= 1 else turn_index
+        pick_cred = 0 if len(credentials) <= 1 else turn_index
+        turn_index += 1
+        if not usernames or not credentials:
+            raise ValueError(f"TURN URL {url.url} needs a username and a credential")
+        servers.append(IceServer((url.url,), usernames[pick], credentials[pick_cred]))
+    return servers
+
+
 def parse_ice_config(data: Any) -> list[IceServer]:
     """Both documented shapes: ``{"iceServers": [...]}`` and a bare list."""
     if isinstance(data, dict):
@@ -334,3 +365,72 @@ class Voice:
             "gender": self.gender,
             "description": self.description,
         }
+
+
+# --------------------------------------------------------------------------- data channel
+
+_EMOTION = re.compile(r"<emotion\b[^>]*/?>(?:\s*</emotion>)?", re.IGNORECASE)
+_LAUGHTER = re.compile(r"\[laughter\]", re.IGNORECASE)
+
+USER_TRANSCRIPT = "conversation.item.input_audio_transcription.completed"
+ASSISTANT_TEXT = "response.output_item.done"
+
+
+def display_text(text: str) -> str:
+    """Assistant text for the screen: emotion tags removed, [laughter] as an emoji."""
+    text = _EMOTION.sub("", text)
+    text = _LAUGHTER.sub("😄", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+@dataclass(frozen=True)
+class ChannelEvent:
+    """One message from the data channel; ``type`` is None when it is not a JSON object."""
+
+    raw: str
+    type: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, message: str | bytes) -> ChannelEvent:
+        text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return cls(raw=text, type=None)
+        if not isinstance(data, dict):
+            return cls(raw=text, type=None)
+        kind = data.get("type", data.get("event"))
+        return cls(raw=text, type=kind if isinstance(kind, str) else None, data=data)
+
+    def _text(self, *keys: str) -> str | None:
+        for key in keys:
+            value = self.data.get(key)
+            if isinstance(value, str) and value.strip():
+                return value
+        return None
+
+    def conversation_line(self) -> tuple[str, str] | None:
+        """(speaker, text) for events that belong in the conversation, else None."""
+        if self.type == USER_TRANSCRIPT:
+            text = self._text("transcript", "text", "message")
+            return ("you", text.strip()) if text else None
+        if self.type == ASSISTANT_TEXT:
+            text = self._text("text", "message")
+            shown = display_text(text) if text else ""
+            return ("orga", shown) if shown else None
+        return None
+
+    def session_id(self) -> str | None:
+        session = self.data.get("session")
+        if self.type == "session.created" and isinstance(session, dict):
+            value = session.get("id")
+            return str(value) if value is not None else None
+        return None
+
+    def conversation_id(self) -> str | None:
+        conv = self.data.get("conversation")
+        if self.type == "conversation.created" and isinstance(conv, dict):
+            value = conv.get("id")
+            return str(value) if value is not None else None
+        return None

@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import UsageError, secrets
-from ..models import IceServer, IceUrl
+from ..models import ice_servers_from_urls
+from .peer import EchoPeer, PeerConfig
 from .server import SandboxConfig, SandboxServer, generate_api_key
 
 
@@ -23,33 +24,16 @@ def build_config(
     ice_usernames: Sequence[str],
     ice_credentials: Sequence[str],
 ) -> SandboxConfig:
-    """Pair TURN credentials with URLs: one pair for all, or one per TURN URL in order."""
-    parsed: list[IceUrl] = []
-    for given in ice_servers:
-        try:
-            parsed.append(IceUrl.parse(given))
-        except ValueError as exc:
-            raise UsageError(f"--ice-server: {exc}") from exc
-    turn_count = sum(1 for p in parsed if p.kind == "turn")
-    for name, values in (("--ice-username", ice_usernames), ("--ice-credential", ice_credentials)):
-        if len(values) > 1 and len(values) != turn_count:
-            raise UsageError(
-                f"{len(values)} {name} values for {turn_count} TURN URLs",
-                "give one for all TURN URLs, or one per TURN URL in order",
-            )
-    servers = []
-    turn_index = 0
-    for url in parsed:
-        if url.kind == "turn":
-            username = _pick(ice_usernames, turn_index)
-            credential = _pick(ice_credentials, turn_index)
-            turn_index += 1
-            if username is None or credential is None:
-                raise UsageError(f"TURN URL {url.url} needs --ice-username and --ice-credential")
-            servers.append(IceServer((url.url,), username, credential))
-            secrets.add(credential)
-        else:
-            servers.append(IceServer((url.url,)))
+    try:
+        servers = ice_servers_from_urls(
+            list(ice_servers), list(ice_usernames), list(ice_credentials)
+        )
+    except ValueError as exc:
+        raise UsageError(
+            f"--ice-server: {exc}", "pass --ice-username and --ice-credential"
+        ) from exc
+    for server in servers:
+        secrets.add(server.credential)
     return SandboxConfig(
         api_key=api_key or generate_api_key(),
         token_ttl=token_ttl,
@@ -59,15 +43,12 @@ def build_config(
     )
 
 
-def _pick(values: Sequence[str], index: int) -> str | None:
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else values[index]
-
-
-async def serve_forever(config: SandboxConfig, *, host: str, port: int) -> None:
+async def serve_forever(
+    config: SandboxConfig, peer_config: PeerConfig, *, host: str, port: int
+) -> None:
     """Start the server, print its base URL as the first stdout line, run until a signal."""
-    server = SandboxServer(config, host=host, port=port, call_handler=None)
+    peer = EchoPeer(peer_config)
+    server = SandboxServer(config, host=host, port=port, call_handler=peer)
     try:
         base_url = await server.start()
     except OSError as exc:
@@ -85,4 +66,5 @@ async def serve_forever(config: SandboxConfig, *, host: str, port: int) -> None:
     try:
         await stop.wait()
     finally:
+        await peer.close()
         await server.stop()

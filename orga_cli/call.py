@@ -1,0 +1,516 @@
+"""`orga call`: wires sources, sinks, the session, the screen, keys and signals together.
+
+Everything that can be checked is checked before the first request: the
+voice, the instructions file, the token's expiry, the input files, the devices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .api import OrgaClient
+from .callui import CallView, LivePanel, PlainLines
+from .errors import ExitCode, Interrupted, MediaError, OrgaError, UsageError, secrets
+from .media.audio import WavWriter, level_dbfs
+from .media.sources import (
+    AudioSourceTrack,
+    BlockSource,
+    ToneSource,
+    VideoInput,
+    open_video,
+    parse_audio_in,
+)
+from .models import ChannelEvent, Token
+from .session import CallOptions, CallParams, CallSession, StatsSnapshot
+from .voices import find_voice, suggest_voices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallRequest:
+    """Everything `orga call` was asked to do (the CLI fills it from flags)."""
+
+    base_url: str | None = None
+    api_key: str | None = None
+    email: str | None = None
+    token: str | None = None
+    timeout: float = 10.0
+    insecure_http: bool = False
+    sandbox: bool = False
+    sandbox_reply: str = "echo"
+    sandbox_save_received: Path | None = None
+    params: CallParams = field(default_factory=CallParams)
+    audio_in: str | None = None
+    input_device: str | None = None
+    video_in: str | None = None
+    no_video: bool = False
+    camera: str | None = None
+    video_quality: str = "low"
+    output_device: str | None = None
+    no_speaker: bool = False
+    record: Path | None = None
+    record_mic: Path | None = None
+    events: Path | None = None
+    duration: float | None = None
+    json_out: bool = False
+    options: CallOptions = field(default_factory=CallOptions)
+    tty: bool = False
+    keys: bool = False
+
+
+@dataclass
+class CallOutcome:
+    summary: dict[str, Any]
+    exit_code: ExitCode
+    error: OrgaError | None = None
+
+
+def resolve_voice(name: str) -> str:
+    voice = find_voice(name)
+    if voice is None:
+        close = suggest_voices(name)
+        hint = f"did you mean {' or '.join(close)}?" if close else "see `orga voices`"
+        raise UsageError(f"unknown voice {name!r}", hint)
+    return voice.name
+
+
+def read_instructions(value: str | None) -> str | None:
+    if value is None or not value.startswith("@"):
+        return value
+    path = Path(value[1:]).expanduser()
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read instructions file {path}: {exc.strerror or exc}") from exc
+
+
+class EventLog:
+    """--events FILE.jsonl: every data-channel message both ways, with time and direction."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._fh: TextIO | None = None
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = path.open("w", encoding="utf-8", buffering=1)
+            except OSError as exc:
+                raise UsageError(f"cannot write events file {path}: {exc.strerror or exc}") from exc
+
+    def write(self, direction: str, payload: Any, raw: str | None = None) -> None:
+        if self._fh is None:
+            return
+        record: dict[str, Any] = {"t": round(time.time(), 3), "dir": direction}
+        if raw is not None and payload is None:
+            record["raw"] = raw
+        else:
+            record["event"] = payload
+        self._fh.write(secrets.scrub(json.dumps(record, ensure_ascii=False)) + "\n")
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class CallRunner:
+    def __init__(self, request: CallRequest) -> None:
+        self.req = request
+        self.view = CallView()
+        self.session: CallSession | None = None
+        self.ui: LivePanel | PlainLines | None = None
+        self.recorder: WavWriter | None = None
+        self.mic_recorder: WavWriter | None = None
+        self.events = EventLog(None)
+        self.speaker: Any = None
+        self.source: BlockSource | None = None
+        self.video: VideoInput | None = None
+        self.sandbox: Any = None
+        self.peer: Any = None
+        self.ended_by = "error"
+        self._last: StatsSnapshot | None = None
+        self._interrupts = 0
+
+    # ------------------------------------------------------------------ set-up
+
+    def _note(self, text: str) -> None:
+        if self.ui is not None:
+            self.ui.note(text)
+        else:
+            from .render import note
+
+            note(text)
+
+    async def _open_audio_in(self) -> BlockSource:
+        req = self.req
+        if req.audio_in:
+            return parse_audio_in(req.audio_in)
+        from .media.devices import MicrophoneSource
+
+        try:
+            return MicrophoneSource(req.input_device)
+        except MediaError as exc:
+            if req.sandbox and req.input_device is None:
+                self._note(
+                    f"no microphone ({exc.message}): sending a 440 Hz tone instead (--audio-in to choose)"
+                )
+                return ToneSource(440)
+            raise
+
+    def _open_speaker(self) -> Any:
+        req = self.req
+        if req.no_speaker:
+            return None
+        from .media.devices import Speaker
+
+        try:
+            return Speaker(req.output_device)
+        except MediaError as exc:
+            if req.sandbox and req.output_device is None:
+                self._note(
+                    f"no speaker ({exc.message}): playing nothing (--record FILE keeps the audio)"
+                )
+                return None
+            raise
+
+    def _open_video(self) -> VideoInput | None:
+        req = self.req
+        if req.no_video:
+            return None
+        try:
+            return open_video(req.video_in, req.camera, req.video_quality)
+        except MediaError as exc:
+            if req.sandbox and req.video_in is None and req.camera is None:
+                self._note(
+                    f"no camera ({exc.message}): sending a test pattern instead (--no-video to send none)"
+                )
+                return open_video("testsrc", None, req.video_quality)
+            raise
+
+    async def _start_sandbox(self) -> tuple[str, str]:
+        from .sandbox.peer import EchoPeer, PeerConfig
+        from .sandbox.server import SandboxConfig, SandboxServer
+
+        config = SandboxConfig()
+        secrets.add(config.api_key)
+        ice = tuple(self.req.options.ice_servers or ())
+        self.peer = EchoPeer(
+            PeerConfig(
+                reply=self.req.sandbox_reply,
+                save_received=self.req.sandbox_save_received,
+                ice_servers=ice,
+            )
+        )
+        config.ice_servers = ice
+        self.sandbox = SandboxServer(config, call_handler=self.peer)
+        base_url = await self.sandbox.start()
+        log.info("sandbox listening on %s", base_url)
+        return base_url, config.api_key
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self) -> CallOutcome:
+        req = self.req
+        loop = asyncio.get_running_loop()
+        main_task = asyncio.current_task()
+        assert main_task is not None
+        interrupted = False
+
+        def on_sigint() -> None:
+            nonlocal interrupted
+            interrupted = True
+            self._interrupts += 1
+            if self.session is not None and self.session.timeline.connected is not None:
+                self.session.end("interrupt")
+            else:
+                main_task.cancel()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+            loop.add_signal_handler(signal.SIGTERM, on_sigint)
+        error: OrgaError | None = None
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            if not interrupted:
+                raise
+            error = Interrupted("interrupted before the call connected")
+            self.ended_by = "interrupt"
+        except OrgaError as exc:
+            error = exc
+        finally:
+            await asyncio.shield(self._cleanup())
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+                loop.remove_signal_handler(signal.SIGTERM)
+        if error is None and self.session is not None and self.session.end_error is not None:
+            error = self.session.end_error
+        if self.ended_by == "interrupt" and error is None:
+            error = Interrupted("interrupted")
+        summary = await self._summary()
+        code = ExitCode.OK if error is None else error.exit_code
+        return CallOutcome(summary, code, error)
+
+    async def _run(self) -> None:
+        req = self.req
+        # Checks and local resources first: nothing is requested until they pass.
+        if isinstance(req.token, str):
+            token = Token.from_string(req.token)
+            left = token.seconds_left()
+            if left is not None and left <= 0:
+                raise UsageError(
+                    f"the --token expired {int(-left) or 1} s ago",
+                    "mint a new one with `orga token`",
+                )
+        self.ui = LivePanel(self.view) if req.tty else PlainLines(self.view)
+        with self.ui:
+            self.source = await self._open_audio_in()
+            self.view.audio_in = self.source.label
+            self.video = self._open_video()
+            self.view.video = self.video.label if self.video else None
+            self.speaker = self._open_speaker()
+            self.view.audio_out = self.speaker.label if self.speaker else "no speaker"
+            if req.record:
+                self.recorder = WavWriter(req.record)
+            if req.record_mic:
+                self.mic_recorder = WavWriter(req.record_mic)
+            self.events = EventLog(req.events)
+            base_url, api_key = req.base_url, req.api_key
+            if req.sandbox:
+                base_url, api_key = await self._start_sandbox()
+            client = OrgaClient(
+                base_url or "https://api.orga-ai.com",
+                api_key,
+                timeout=req.timeout,
+                insecure_http=req.insecure_http,
+            )
+            audio = AudioSourceTrack(self.source)
+            audio.taps.append(self._mic_block)
+            self.session = CallSession(
+                client,
+                audio,
+                self.video,
+                req.params,
+                req.options,
+                token=req.token,
+                on_phase=self._phase,
+                on_event=self._event,
+                on_remote_audio=self._remote_audio,
+            )
+            keys = KeyReader(self) if req.keys else None
+            try:
+                async with client:
+                    await self.session.start()
+                    self.view.connected_at = time.monotonic()
+                    await self._connected_loop()
+            finally:
+                if keys is not None:
+                    keys.close()
+
+    async def _connected_loop(self) -> None:
+        session = self.session
+        assert session is not None and self.ui is not None
+        deadline = None if self.req.duration is None else time.monotonic() + self.req.duration
+        while not session.ended.is_set():
+            timeout = 0.25
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    session.end("duration")
+                    break
+                timeout = min(timeout, left)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(session.ended.wait(), timeout)
+            await self._update_stats()
+            self.ui.refresh()
+        self.ended_by = session.end_reason or "error"
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _phase(self, phase: str) -> None:
+        self.view.phase = phase
+        if self.ui is not None:
+            self.ui.refresh()
+
+    def _event(self, direction: str, event: ChannelEvent | dict[str, Any]) -> None:
+        if isinstance(event, dict):
+            self.events.write(direction, event)
+            return
+        self.events.write(
+            direction, event.data if event.type is not None or event.data else None, event.raw
+        )
+        if self.session is not None:
+            self.view.session_id = self.session.session_id
+            self.view.conversation_id = self.session.conversation_id
+        line = event.conversation_line()
+        if line is not None and self.ui is not None:
+            self.ui.line(*line)
+        elif event.type is None:
+            log.info("non-JSON message on the data channel: %s", event.raw[:200])
+        elif event.type not in ("session.created", "conversation.created"):
+            log.info("event %s: %s", event.type, event.raw[:300])
+
+    def _mic_block(self, block: Any) -> None:
+        self.view.mic_db = level_dbfs(block)
+        if self.mic_recorder is not None:
+            self.mic_recorder.write(block)
+
+    def _remote_audio(self, samples: Any) -> None:
+        self.view.remote_db = level_dbfs(samples)
+        if self.recorder is not None:
+            self.recorder.write(samples)
+        if self.speaker is not None:
+            self.speaker.play(samples)
+
+    async def _update_stats(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        snap = await session.stats()
+        last, self._last = self._last, snap
+        v = self.view
+        v.local, v.remote = snap.local_candidate, snap.remote_candidate
+        v.rtt_ms, v.jitter_ms = snap.rtt_ms, snap.jitter_ms
+        total = snap.packets_received + snap.packets_lost
+        v.loss_pct = 100 * snap.packets_lost / total if total else None
+        if last is not None and snap.at > last.at:
+            span = snap.at - last.at
+            v.up_kbps = 8 * (snap.audio_bytes_sent - last.audio_bytes_sent) / span / 1000
+            v.video_up_kbps = 8 * (snap.video_bytes_sent - last.video_bytes_sent) / span / 1000
+            v.down_kbps = 8 * (snap.bytes_received - last.bytes_received) / span / 1000
+        v.muted = session.audio.muted
+        v.video_on = session.modalities() == ["audio", "video"]
+        if self.source is not None and getattr(self.source, "failed", False):
+            msg = "the microphone stopped; sending silence"
+            if msg not in v.warnings:
+                v.warnings.append(msg)
+        if self.speaker is not None and getattr(self.speaker, "failed", False):
+            msg = "the speaker stopped; no sound"
+            if msg not in v.warnings:
+                v.warnings.append(msg)
+
+    # ------------------------------------------------------------------ keys
+
+    def key(self, char: str) -> None:
+        session = self.session
+        if session is None:
+            if char == "q":
+                self._interrupt_start()
+            return
+        if char == "m":
+            session.set_muted(not session.audio.muted)
+            self.view.muted = session.audio.muted
+        elif char == "v" and session.video is not None:
+            session.set_video(session.modalities() != ["audio", "video"])
+            self.view.video_on = session.modalities() == ["audio", "video"]
+        elif char == "q":
+            if session.timeline.connected is None:
+                self._interrupt_start()
+            else:
+                session.end("user")
+        if self.ui is not None:
+            self.ui.refresh()
+
+    def _interrupt_start(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    # ------------------------------------------------------------------ end
+
+    async def _cleanup(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        elif self.source is not None:
+            self.source.close()
+        if self.video is not None and self.session is None:
+            self.video.close()
+        if self.speaker is not None:
+            self.speaker.close()
+        for recorder in (self.recorder, self.mic_recorder):
+            if recorder is not None:
+                recorder.close()
+        self.events.close()
+        if self.peer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.peer.close(), 3)
+        if self.sandbox is not None:
+            with contextlib.suppress(Exception):
+                await self.sandbox.stop()
+
+    async def _summary(self) -> dict[str, Any]:
+        session = self.session
+        snap = self._last or StatsSnapshot()
+        timeline = session.timeline if session is not None else None
+        connected = timeline.connected if timeline else None
+        duration = (time.time() - connected) if connected else 0.0
+        total = snap.packets_received + snap.packets_lost
+        out: dict[str, Any] = {
+            "conversation_id": session.conversation_id if session else None,
+            "session_id": session.session_id if session else None,
+            "duration_s": round(duration, 3),
+            "ms_to_connected": timeline.ms(timeline.connected) if timeline else None,
+            "ms_to_first_audio": timeline.ms(timeline.first_audio) if timeline else None,
+            "ended_by": self.ended_by,
+            "packets_sent": snap.packets_sent,
+            "bytes_sent": snap.bytes_sent,
+            "packets_received": snap.packets_received,
+            "bytes_received": snap.bytes_received,
+            "video_packets_sent": snap.video_packets_sent,
+            "video_bytes_sent": snap.video_bytes_sent,
+            "packets_lost": snap.packets_lost,
+            "loss_pct": round(100 * snap.packets_lost / total, 2) if total else 0.0,
+            "jitter_ms": None if snap.jitter_ms is None else round(snap.jitter_ms, 2),
+            "rtt_ms": None if snap.rtt_ms is None else round(snap.rtt_ms, 2),
+            "local_candidate": snap.local_candidate,
+            "remote_candidate": snap.remote_candidate,
+            "modalities": session.modalities() if session else None,
+            "record": str(self.req.record) if self.req.record else None,
+            "record_seconds": round(self.recorder.seconds, 3) if self.recorder else None,
+            "record_mic": str(self.req.record_mic) if self.req.record_mic else None,
+            "mic_overflows": getattr(self.source, "overflows", 0),
+            "playout_underruns": self.speaker.buffer.underruns if self.speaker else None,
+            "playout_dropped_ms": round(1000 * self.speaker.buffer.dropped / self.speaker.rate)
+            if self.speaker
+            else None,
+        }
+        return out
+
+
+class KeyReader:
+    """Single keys from a terminal stdin (cbreak mode, restored on close)."""
+
+    def __init__(self, runner: CallRunner) -> None:
+        import termios
+        import tty
+
+        self.runner = runner
+        self.fd = sys.stdin.fileno()
+        self._saved = termios.tcgetattr(self.fd)
+        tty.setcbreak(self.fd)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 32).decode(errors="ignore")
+        except OSError:
+            return
+        for char in data:
+            self.runner.key(char.lower())
+
+    def close(self) -> None:
+        import termios
+
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self.fd)
+        with contextlib.suppress(Exception):
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)

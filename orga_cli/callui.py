@@ -1,0 +1,180 @@
+"""What a person sees during `orga call`: a live panel on a terminal, plain lines otherwise.
+
+Both read the same CallView (filled by the call runner) and print the
+conversation as it happens. Everything goes to stderr; stdout stays for --json.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .render import err_console, scrub
+
+PHASES = ("token", "ICE config", "gathering", "negotiating", "connecting", "connected")
+
+
+@dataclass
+class CallView:
+    phase: str = "starting"
+    started: float = field(default_factory=time.monotonic)
+    connected_at: float | None = None
+    conversation_id: str | None = None
+    session_id: str | None = None
+    local: str | None = None
+    remote: str | None = None
+    rtt_ms: float | None = None
+    jitter_ms: float | None = None
+    loss_pct: float | None = None
+    up_kbps: float | None = None
+    video_up_kbps: float | None = None
+    down_kbps: float | None = None
+    mic_db: float = -100.0
+    remote_db: float = -100.0
+    muted: bool = False
+    video: str | None = None  # label of the video input, None without video
+    video_on: bool = True
+    audio_in: str = ""
+    audio_out: str = ""
+    echo_cancel: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def meter(db: float, width: int = 16) -> str:
+    """A level bar for -60..0 dBFS."""
+    filled = int(round(max(0.0, min(1.0, (db + 60) / 60)) * width))
+    return "█" * filled + "·" * (width - filled)
+
+
+def clock(seconds: float) -> str:
+    minutes, sec = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{sec:02d}"
+
+
+def _num(value: float | None, unit: str, digits: int = 0) -> str:
+    return "—" if value is None else f"{value:.{digits}f} {unit}"
+
+
+class LivePanel:
+    """A rich Live panel on stderr; keys are shown at the bottom."""
+
+    def __init__(self, view: CallView) -> None:
+        from rich.live import Live
+
+        self.view = view
+        self._live = Live(
+            self._render(),
+            console=err_console(),
+            refresh_per_second=8,
+            transient=False,
+            redirect_stdout=False,
+        )
+
+    def __enter__(self) -> LivePanel:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._live.update(self._render(final=True))
+        self._live.__exit__(*exc)
+
+    def refresh(self) -> None:
+        self._live.update(self._render())
+
+    def line(self, speaker: str, text: str) -> None:
+        from rich.text import Text
+
+        style = {"you": "bold cyan", "orga": "bold magenta"}.get(speaker, "dim")
+        out = Text()
+        out.append(f"{speaker}: ", style=style)
+        out.append(scrub(text))
+        self._live.console.print(out)
+
+    def note(self, text: str) -> None:
+        from rich.text import Text
+
+        self._live.console.print(Text(scrub(text), style="dim"))
+
+    def _render(self, final: bool = False) -> Any:
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
+        v = self.view
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
+        elapsed = time.monotonic() - (v.connected_at or v.started)
+        phase = Text(v.phase, style="green" if v.phase == "connected" else "yellow")
+        phase.append(f"  {clock(elapsed)}", style="bold")
+        if v.conversation_id:
+            phase.append(f"  conversation {v.conversation_id}", style="dim")
+        if v.session_id:
+            phase.append(f"  session {v.session_id}", style="dim")
+        grid.add_row("call", phase)
+        if v.local or v.remote:
+            grid.add_row("path", f"{v.local or '?'}  ⇄  {v.remote or '?'}")
+        grid.add_row(
+            "network",
+            f"RTT {_num(v.rtt_ms, 'ms')}   jitter {_num(v.jitter_ms, 'ms', 1)}   loss {_num(v.loss_pct, '%', 1)}",
+        )
+        up = f"audio {_num(v.up_kbps, 'kbit/s')}"
+        if v.video is not None:
+            up += f"   video {_num(v.video_up_kbps, 'kbit/s')}"
+        grid.add_row("bitrate", f"up {up}   down audio {_num(v.down_kbps, 'kbit/s')}")
+        mic = Text(f"{meter(v.mic_db)} {v.mic_db:6.1f} dBFS  ")
+        mic.append("MUTED" if v.muted else "live", style="bold red" if v.muted else "green")
+        mic.append(f"  {v.audio_in}", style="dim")
+        if v.echo_cancel:
+            mic.append(f"  {v.echo_cancel}", style="cyan")
+        grid.add_row("mic", mic)
+        grid.add_row(
+            "model",
+            Text(f"{meter(v.remote_db)} {v.remote_db:6.1f} dBFS  ").append(
+                v.audio_out, style="dim"
+            ),
+        )
+        if v.video is not None:
+            cam = Text("on" if v.video_on else "OFF", style="green" if v.video_on else "bold red")
+            cam.append(f"  {v.video}", style="dim")
+            grid.add_row("camera", cam)
+        for warning in v.warnings[-3:]:
+            grid.add_row("warning", Text(warning, style="yellow"))
+        keys = "" if final else "m mute · v camera · q hang up"
+        return Panel(grid, title="orga call", subtitle=keys, border_style="blue", expand=False)
+
+
+class PlainLines:
+    """Timestamped lines for a stderr that is not a terminal (logs, CI, pipes)."""
+
+    def __init__(self, view: CallView) -> None:
+        self.view = view
+        self._last_phase = ""
+
+    def __enter__(self) -> PlainLines:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def _write(self, text: str) -> None:
+        now = time.strftime("%H:%M:%S")
+        sys.stderr.write(f"{now} {scrub(text)}\n")
+        sys.stderr.flush()
+
+    def refresh(self) -> None:
+        v = self.view
+        if v.phase != self._last_phase:
+            self._last_phase = v.phase
+            detail = ""
+            if v.phase == "connected" and (v.local or v.remote):
+                detail = f": {v.local} <-> {v.remote}"
+            self._write(f"phase {v.phase}{detail}")
+
+    def line(self, speaker: str, text: str) -> None:
+        self._write(f"{speaker}: {text}")
+
+    def note(self, text: str) -> None:
+        self._write(text)

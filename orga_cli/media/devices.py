@@ -1,0 +1,255 @@
+"""The sound card through PortAudio (sounddevice): the microphone and the speaker.
+
+sounddevice loads PortAudio when imported and raises OSError where
+libportaudio2 is missing; it is imported here only, when a device is opened,
+and that error becomes a MediaError naming the package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+from typing import Any
+
+import numpy as np
+
+from ..errors import MediaError
+from .audio import FRAME_SAMPLES, RATE, SILENCE, PlayoutBuffer
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = {
+    "linux": "install PortAudio (Debian/Ubuntu: `sudo apt-get install libportaudio2`)",
+    "darwin": "install PortAudio (`brew install portaudio`)",
+}
+ALTERNATIVES = "or use --audio-in FILE|tone:HZ and --no-speaker"
+
+
+def sounddevice() -> Any:
+    """Import sounddevice, turning a missing PortAudio into a MediaError."""
+    try:
+        import sounddevice as sd
+    except OSError as exc:
+        platform = "linux" if sys.platform.startswith("linux") else sys.platform
+        hint = INSTALL_HINT.get(platform, "install PortAudio")
+        raise MediaError(f"PortAudio is not available ({exc})", f"{hint}, {ALTERNATIVES}") from exc
+    return sd
+
+
+def find_device(spec: str | None, kind: str) -> int | None:
+    """A device index from an index or a unique part of a name; None for the default.
+
+    kind is "input" or "output". An ambiguous name lists the matches.
+    """
+    sd = sounddevice()
+    channels_key = "max_input_channels" if kind == "input" else "max_output_channels"
+    try:
+        devices = list(sd.query_devices())
+    except Exception as exc:
+        raise MediaError(f"cannot list audio devices ({exc})", ALTERNATIVES) from exc
+    usable = [(i, d) for i, d in enumerate(devices) if d[channels_key] > 0]
+    if spec is None:
+        try:
+            default = sd.default.device[0 if kind == "input" else 1]
+        except Exception:
+            default = -1
+        if default is None or default < 0:
+            if not usable:
+                raise MediaError(f"no audio {kind} device", _no_device_hint(kind))
+            return usable[0][0]
+        return int(default)
+    if spec.isdigit():
+        index = int(spec)
+        if index >= len(devices) or devices[index][channels_key] <= 0:
+            raise MediaError(f"no audio {kind} device with index {index}", "see `orga devices`")
+        return index
+    matches = [(i, d) for i, d in usable if spec.casefold() in d["name"].casefold()]
+    exact = [(i, d) for i, d in matches if d["name"].casefold() == spec.casefold()]
+    if len(exact) == 1:
+        return exact[0][0]
+    if len(matches) == 1:
+        return matches[0][0]
+    if not matches:
+        raise MediaError(f"no audio {kind} device matches {spec!r}", "see `orga devices`")
+    names = "; ".join(f"{i}: {d['name']}" for i, d in matches[:6])
+    raise MediaError(
+        f"{spec!r} matches several {kind} devices ({names})", "give an index or a longer name"
+    )
+
+
+def _no_device_hint(kind: str) -> str:
+    return "use --audio-in FILE|tone:HZ" if kind == "input" else "use --no-speaker"
+
+
+def device_name(index: int | None) -> str:
+    sd = sounddevice()
+    try:
+        return str(sd.query_devices(index)["name"])
+    except Exception:
+        return "?"
+
+
+class MicrophoneSource:
+    """The microphone: 48 kHz mono int16 in 20 ms blocks, clocked by the sound card.
+
+    The PortAudio callback only copies its block and hands it to the event loop;
+    the queue holds 200 ms and drops the oldest block when full (counted). If the
+    device stops delivering (unplugged), reads turn into paced silence and a
+    warning is logged once.
+    """
+
+    def __init__(self, device: str | None = None, *, queue_blocks: int = 10) -> None:
+        sd = sounddevice()
+        self.index = find_device(device, "input")
+        self.label = f"microphone {device_name(self.index)}"
+        self.paced = False
+        self.overflows = 0  # blocks dropped because the queue was full
+        self.device_overflows = 0  # PortAudio input overflow flags
+        self.failed = False
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=queue_blocks)
+        try:
+            self._stream = sd.InputStream(
+                samplerate=RATE,
+                channels=1,
+                dtype="int16",
+                blocksize=FRAME_SAMPLES,
+                device=self.index,
+                latency="low",
+                callback=self._callback,
+            )
+            self._stream.start()
+        except Exception as exc:
+            raise MediaError(
+                f"cannot open the microphone {device_name(self.index)} ({exc})", ALTERNATIVES
+            ) from exc
+        self.latency = float(self._stream.latency)
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        if status and status.input_overflow:
+            self.device_overflows += 1
+        block = indata[:, 0].copy()
+        try:
+            self._loop.call_soon_threadsafe(self._put, block)
+        except RuntimeError:
+            pass  # the loop is closing
+
+    def _put(self, block: np.ndarray) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.overflows += 1
+        self._queue.put_nowait(block)
+
+    async def read(self) -> np.ndarray:
+        if self.failed:
+            return SILENCE
+        try:
+            block = await asyncio.wait_for(self._queue.get(), 0.5)
+        except asyncio.TimeoutError:
+            self.failed = True
+            self.paced = True  # the track paces the silence from now on
+            log.warning("the microphone stopped delivering audio; sending silence")
+            return SILENCE
+        if block.size != FRAME_SAMPLES:
+            block = np.resize(block, FRAME_SAMPLES)
+        return block
+
+    def close(self) -> None:
+        try:
+            self._stream.stop()
+            self._stream.close()
+        except Exception:  # a vanished device may refuse even to close
+            pass
+
+
+class Speaker:
+    """The model's voice on the sound card, through a small playout buffer.
+
+    Audio arrives as 48 kHz mono; it is converted to the device's rate and
+    channel count. The callback pulls from the buffer and plays silence when it
+    runs dry; a device that fails mid-call is reported once and then ignored.
+    """
+
+    def __init__(self, device: str | None = None) -> None:
+        sd = sounddevice()
+        self.index = find_device(device, "output")
+        info = sd.query_devices(self.index)
+        self.label = f"speaker {info['name']}"
+        self.channels = 2 if info["max_output_channels"] >= 2 else 1
+        self.rate = RATE
+        self.failed = False
+        self.buffer = PlayoutBuffer(self.channels, self.rate)
+        self._lock = threading.Lock()
+        try:
+            self._stream = sd.OutputStream(
+                samplerate=self.rate,
+                channels=self.channels,
+                dtype="int16",
+                blocksize=FRAME_SAMPLES // 2,
+                device=self.index,
+                latency="low",
+                callback=self._callback,
+                finished_callback=self._finished,
+            )
+            self._stream.start()
+        except Exception as exc:
+            raise MediaError(
+                f"cannot open the speaker {info['name']} ({exc})", ALTERNATIVES
+            ) from exc
+        self.latency = float(self._stream.latency)
+        self._closing = False
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        self.buffer.pull(outdata)
+
+    def _finished(self) -> None:
+        if not getattr(self, "_closing", False) and not self.failed:
+            self.failed = True
+            log.warning("the speaker stopped; the call goes on without sound")
+
+    def play(self, mono: np.ndarray) -> None:
+        """Queue 48 kHz mono int16 samples."""
+        if self.failed:
+            return
+        if self.channels == 2:
+            self.buffer.push(np.repeat(mono, 2))
+        else:
+            self.buffer.push(mono)
+        if not self._stream.active and not self._closing:
+            self._finished()
+
+    def close(self) -> None:
+        self._closing = True
+        try:
+            self._stream.stop()
+            self._stream.close()
+        except Exception:
+            pass
+
+
+def list_devices() -> list[dict[str, Any]]:
+    """Every PortAudio device with its host API, channels and rate; defaults marked."""
+    sd = sounddevice()
+    try:
+        devices = list(sd.query_devices())
+        apis = list(sd.query_hostapis())
+        default_in, default_out = sd.default.device
+    except Exception as exc:
+        raise MediaError(f"cannot list audio devices ({exc})") from exc
+    out = []
+    for index, dev in enumerate(devices):
+        out.append(
+            {
+                "index": index,
+                "name": dev["name"],
+                "hostapi": apis[dev["hostapi"]]["name"] if dev["hostapi"] < len(apis) else "?",
+                "max_input_channels": dev["max_input_channels"],
+                "max_output_channels": dev["max_output_channels"],
+                "default_samplerate": dev["default_samplerate"],
+                "default_input": index == default_in,
+                "default_output": index == default_out,
+            }
+        )
+    return out

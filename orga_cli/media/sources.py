@@ -1,0 +1,335 @@
+"""What goes up the call: the microphone, a file, a tone; the camera, a file, a test pattern.
+
+Every audio source yields 20 ms blocks of 48 kHz mono int16; one aiortc track
+(AudioSourceTrack) turns them into paced frames and feeds the taps (the mic
+recording, the level meter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from ..errors import MediaError
+from .audio import FRAME_SAMPLES, RATE, SILENCE, MonoResampler, probe_audio_file, to_frame, tone
+
+log = logging.getLogger(__name__)
+
+
+class BlockSource(Protocol):
+    label: str
+    paced: bool  # True: the track paces reads to real time; False: read() blocks on a clock
+
+    async def read(self) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class ToneSource:
+    """A sine at *hz* (``--audio-in tone:440``)."""
+
+    paced = True
+
+    def __init__(self, hz: float, amplitude: float = 0.3) -> None:
+        if not 20 <= hz <= 20_000:
+            raise MediaError(f"tone frequency {hz:g} Hz is out of range", "use 20 to 20000 Hz")
+        self.hz = hz
+        self.amplitude = amplitude
+        self.label = f"tone {hz:g} Hz"
+        self._n = 0
+
+    async def read(self) -> np.ndarray:
+        block = tone(self.hz, self._n, FRAME_SAMPLES, self.amplitude)
+        self._n += FRAME_SAMPLES
+        return block
+
+    def close(self) -> None:
+        pass
+
+
+class FileSource:
+    """Any file ffmpeg decodes, played once in real time, then silence."""
+
+    paced = True
+
+    def __init__(self, path: str, *, loop: bool = False) -> None:
+        probe_audio_file(path)
+        self.path = path
+        self.loop = loop
+        self.label = f"file {path}"
+        self.finished = False
+        self._container: Any = None
+        self._frames: Any = None
+        self._resample = MonoResampler()
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._open()
+
+    def _open(self) -> None:
+        self._container = av.open(self.path)
+        self._frames = self._container.decode(audio=0)
+
+    async def read(self) -> np.ndarray:
+        while self._pending.size < FRAME_SAMPLES and not self.finished:
+            try:
+                frame = next(self._frames)
+            except StopIteration:
+                if self.loop:
+                    self._container.close()
+                    self._open()
+                    continue
+                self.finished = True
+                break
+            except av.FFmpegError as exc:
+                log.warning("decoding %s failed mid-file (%s); sending silence", self.path, exc)
+                self.finished = True
+                break
+            self._pending = np.concatenate([self._pending, self._resample(frame)])
+        if self._pending.size >= FRAME_SAMPLES:
+            block, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]
+            return block
+        if self._pending.size:
+            block = np.concatenate(
+                [self._pending, np.zeros(FRAME_SAMPLES - self._pending.size, np.int16)]
+            )
+            self._pending = np.zeros(0, dtype=np.int16)
+            return block
+        return SILENCE
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+def parse_audio_in(value: str) -> BlockSource:
+    """``tone:HZ`` or a file path; errors before any request is made."""
+    if value.startswith("tone:"):
+        try:
+            hz = float(value[5:] or "440")
+        except ValueError as exc:
+            raise MediaError(f"--audio-in {value}: not a frequency", "use e.g. tone:440") from exc
+        return ToneSource(hz)
+    return FileSource(value)
+
+
+class AudioSourceTrack(MediaStreamTrack):  # type: ignore[misc]
+    """The audio track sent to the peer: paced 20 ms frames with mute and taps."""
+
+    kind = "audio"
+
+    def __init__(self, source: BlockSource) -> None:
+        super().__init__()
+        self.source = source
+        self.muted = False
+        self.taps: list[Callable[[np.ndarray], None]] = []
+        self.frames_sent = 0
+        self._pts = 0
+        self._next: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        block = await self.source.read()
+        if self.source.paced:
+            now = time.monotonic()
+            if self._next is None or now - self._next > 0.2:
+                self._next = now  # start, or resync after a stall instead of bursting
+            wait = self._next - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next += FRAME_SAMPLES / RATE
+        else:
+            self._next = None
+        if self.muted:
+            block = SILENCE
+        for tap in self.taps:
+            tap(block)
+        frame = to_frame(block, self._pts)
+        self._pts += FRAME_SAMPLES
+        self.frames_sent += 1
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.close()
+
+
+# --------------------------------------------------------------------------- video
+
+VIDEO_PRESETS: dict[str, tuple[int, int, int]] = {
+    # the SDK presets' ideal values (orga-api.md)
+    "low": (640, 480, 24),
+    "medium": (1280, 720, 30),
+    "high": (1920, 1080, 30),
+}
+VIDEO_CLOCK = 90_000
+
+
+class TestPatternTrack(MediaStreamTrack):  # type: ignore[misc]
+    """A generated test pattern (``--video-in testsrc``): bars and a moving block."""
+
+    kind = "video"
+
+    def __init__(self, width: int, height: int, fps: int) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self.enabled = True
+        self.frames_sent = 0
+        y = np.repeat(np.linspace(16, 235, 8, dtype=np.uint8), width // 8 + 1)[:width]
+        self._y = np.tile(y, (height, 1))
+        self._u = np.full((height // 2, width // 2), 128, np.uint8)
+        self._v = np.full((height // 2, width // 2), 128, np.uint8)
+        self._black = np.concatenate(
+            [
+                np.full((height, width), 16, np.uint8),
+                self._u.reshape(-1, width),
+                self._v.reshape(-1, width),
+            ]
+        )
+        self._start: float | None = None
+        self._index = 0
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._index / self.fps
+        wait = due - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if self.enabled:
+            plane = self._y.copy()
+            size = self.height // 6
+            x = (self._index * 8) % max(1, self.width - size)
+            plane[self.height // 2 - size // 2 : self.height // 2 + size // 2, x : x + size] = 235
+            data = np.concatenate(
+                [plane, self._u.reshape(-1, self.width), self._v.reshape(-1, self.width)]
+            )
+        else:
+            data = self._black
+        frame = av.VideoFrame.from_ndarray(data, format="yuv420p")
+        frame.pts = int(self._index * VIDEO_CLOCK / self.fps)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self._index += 1
+        self.frames_sent += 1
+        return frame
+
+
+class SwitchableVideoTrack(MediaStreamTrack):  # type: ignore[misc]
+    """Wraps a camera or file track so that `v` can black it out without renegotiating."""
+
+    kind = "video"
+
+    def __init__(self, inner: MediaStreamTrack, width: int, height: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.enabled = True
+        self.frames_sent = 0
+        self._black: av.VideoFrame | None = None
+        self._size = (width, height)
+
+    async def recv(self) -> av.VideoFrame:
+        frame = await self.inner.recv()
+        self.frames_sent += 1
+        if self.enabled:
+            return frame
+        if self._black is None or (self._black.width, self._black.height) != (
+            frame.width,
+            frame.height,
+        ):
+            data = np.zeros((frame.height * 3 // 2, frame.width), np.uint8)
+            data[: frame.height] = 16
+            data[frame.height :] = 128
+            self._black = av.VideoFrame.from_ndarray(data, format="yuv420p")
+        black = self._black
+        out = av.VideoFrame.from_ndarray(black.to_ndarray(), format="yuv420p")
+        out.pts, out.time_base = frame.pts, frame.time_base
+        return out
+
+    def stop(self) -> None:
+        super().stop()
+        self.inner.stop()
+
+
+def camera_format() -> tuple[str, str]:
+    """(ffmpeg input format, default device) for this platform."""
+    if sys.platform == "darwin":
+        return "avfoundation", "0:none"
+    if sys.platform.startswith("win"):
+        return "dshow", "video=Integrated Camera"
+    return "v4l2", "/dev/video0"
+
+
+class VideoInput:
+    """The video sent up: a test pattern, a file or the camera, and what owns it."""
+
+    def __init__(self, track: MediaStreamTrack, label: str, player: Any = None) -> None:
+        self.track = track
+        self.label = label
+        self._player = player
+
+    @property
+    def enabled(self) -> bool:
+        return bool(getattr(self.track, "enabled", True))
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self.track.enabled = value
+
+    def close(self) -> None:
+        self.track.stop()
+        if self._player is not None:
+            # MediaPlayer has no public stop: stopping its tracks ends its worker thread.
+            for inner in (self._player.audio, self._player.video):
+                if inner is not None:
+                    with contextlib.suppress(Exception):
+                        inner.stop()
+
+
+def open_video(video_in: str | None, camera: str | None, quality: str) -> VideoInput:
+    """``testsrc``, a file, or the camera (``camera`` overrides the device)."""
+    width, height, fps = VIDEO_PRESETS[quality]
+    if video_in == "testsrc":
+        return VideoInput(
+            TestPatternTrack(width, height, fps), f"test pattern {width}x{height}@{fps}"
+        )
+    from aiortc.contrib.media import MediaPlayer
+
+    if video_in:
+        try:
+            player = MediaPlayer(video_in, loop=True)
+        except (OSError, av.FFmpegError) as exc:
+            raise MediaError(f"cannot open video file {video_in}: {exc}") from exc
+        if player.video is None:
+            raise MediaError(f"{video_in} has no video stream")
+        return VideoInput(
+            SwitchableVideoTrack(player.video, width, height), f"file {video_in}", player
+        )
+    fmt, default_device = camera_format()
+    device = camera or default_device
+    if fmt == "dshow" and camera and not camera.startswith("video="):
+        device = f"video={camera}"
+    options = {"video_size": f"{width}x{height}", "framerate": str(fps)}
+    try:
+        player = MediaPlayer(device, format=fmt, options=options)
+    except (OSError, av.FFmpegError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise MediaError(
+            f"cannot open the camera {device} ({reason})",
+            "pass --camera DEVICE, --video-in testsrc|FILE, or --no-video",
+        ) from exc
+    if player.video is None:
+        raise MediaError(f"the camera {device} gave no video stream", "try --no-video")
+    return VideoInput(SwitchableVideoTrack(player.video, width, height), f"camera {device}", player)

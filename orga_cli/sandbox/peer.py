@@ -1,0 +1,333 @@
+"""The sandbox's media peer: answers POST /calls with an aiortc peer that echoes.
+
+What it hears comes back after ``delay`` seconds (the sound check of calling
+apps), or it sends silence, or loops a file as the model's voice. Video is
+decoded and counted. On the data channel it sends ``session.created`` (echoing
+the params) and ``conversation.created``; with ``return_transcription`` it
+detects utterances by energy and sends a transcription event whose text says
+how long the utterance was: there is no speech recognizer here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets as pysecrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+
+from ..media.audio import (
+    FRAME_SAMPLES,
+    RATE,
+    SILENCE,
+    MonoResampler,
+    WavWriter,
+    level_dbfs,
+    to_frame,
+)
+from ..media.sources import FileSource
+from ..models import ASSISTANT_TEXT, USER_TRANSCRIPT, IceServer
+from .server import MODEL, FieldError
+
+log = logging.getLogger(__name__)
+
+SPEECH_DBFS = -42.0  # a block louder than this counts as speech
+MIN_UTTERANCE_S = 0.25
+END_SILENCE_S = 0.5
+
+
+@dataclass
+class PeerConfig:
+    delay: float = 0.5  # echo delay, seconds
+    reply: str = "echo"  # "echo", "silence", or an audio file looped as the model's voice
+    save_received: Path | None = None
+    ice_servers: tuple[IceServer, ...] = ()
+    stats_interval: float = 1.0
+
+
+class ReplyTrack(MediaStreamTrack):  # type: ignore[misc]
+    """The sandbox's voice: paced 20 ms frames of delayed echo, a file, or silence."""
+
+    kind = "audio"
+
+    def __init__(self, delay: float, file: FileSource | None) -> None:
+        super().__init__()
+        self.delay = delay
+        self.file = file
+        self._line: deque[tuple[float, np.ndarray]] = deque(maxlen=int(10 * RATE / FRAME_SAMPLES))
+        self._pts = 0
+        self._next: float | None = None
+        self.sent_audio_frames = 0
+
+    def hear(self, block: np.ndarray) -> None:
+        self._line.append((time.monotonic() + self.delay, block))
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._next is None or now - self._next > 0.2:
+            self._next = now
+        wait = self._next - now
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._next += FRAME_SAMPLES / RATE
+        block = SILENCE
+        if self.file is not None:
+            block = await self.file.read()
+        elif self._line and self._line[0][0] <= time.monotonic():
+            block = self._line.popleft()[1]
+        frame = to_frame(block, self._pts)
+        self._pts += FRAME_SAMPLES
+        self.sent_audio_frames += 1
+        return frame
+
+
+@dataclass
+class Utterances:
+    """Energy-based utterance detection on 20 ms blocks."""
+
+    speaking: bool = False
+    voiced: int = 0
+    quiet: int = 0
+    count: int = 0
+
+    def feed(self, block: np.ndarray) -> float | None:
+        """Returns an utterance's length in seconds when one ends."""
+        loud = level_dbfs(block) > SPEECH_DBFS
+        step = FRAME_SAMPLES / RATE
+        if loud:
+            self.speaking = True
+            self.voiced += 1 + self.quiet
+            self.quiet = 0
+            return None
+        if not self.speaking:
+            return None
+        self.quiet += 1
+        if self.quiet * step < END_SILENCE_S:
+            return None
+        length = self.voiced * step
+        self.speaking, self.voiced, self.quiet = False, 0, 0
+        if length < MIN_UTTERANCE_S:
+            return None
+        self.count += 1
+        return length
+
+
+@dataclass
+class EchoCall:
+    conversation_id: str
+    params: dict[str, Any]
+    pc: RTCPeerConnection
+    reply: ReplyTrack
+    started: float = field(default_factory=time.monotonic)
+    channel: Any = None
+    audio_ms: float = 0.0
+    video_frames: int = 0
+    video_size: str | None = None
+    session_updates: int = 0
+    recording: WavWriter | None = None
+    utterances: Utterances = field(default_factory=Utterances)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    closed: bool = False
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.channel is not None and self.channel.readyState == "open":
+            self.channel.send(json.dumps(message))
+
+
+class EchoPeer:
+    """The /calls handler of the sandbox: one EchoCall per offer."""
+
+    def __init__(self, config: PeerConfig | None = None) -> None:
+        self.config = config or PeerConfig()
+        self.calls: dict[str, EchoCall] = {}
+        if self.config.reply not in ("echo", "silence"):
+            FileSource(self.config.reply).close()  # fail at start-up, not at the first call
+
+    async def __call__(self, offer: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        conversation_id = "conv_" + pysecrets.token_hex(8)
+        servers = [
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in self.config.ice_servers
+        ]
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        file = (
+            None
+            if self.config.reply in ("echo", "silence")
+            else FileSource(self.config.reply, loop=True)
+        )
+        delay = self.config.delay if self.config.reply == "echo" else 0.0
+        call = EchoCall(conversation_id, params, pc, ReplyTrack(delay, file))
+        if self.config.reply == "silence":
+            call.reply.hear = lambda block: None  # type: ignore[method-assign]
+        if self.config.save_received is not None:
+            call.recording = WavWriter(self.config.save_received / f"{conversation_id}.wav")
+        self.calls[conversation_id] = call
+        pc.on("track", lambda track: self._track(call, track))
+        pc.on("datachannel", lambda channel: self._channel(call, channel))
+        pc.on("connectionstatechange", lambda: self._state(call))
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+        except Exception as exc:
+            await self._close(call)
+            raise FieldError("offer.sdp", f"offer.sdp could not be parsed: {exc}") from exc
+        if not any(t.kind == "audio" for t in pc.getTransceivers()):
+            await self._close(call)
+            raise FieldError("offer.sdp", "offer.sdp has no audio section.")
+        pc.addTrack(call.reply)  # the offer's audio transceiver becomes sendrecv
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        call.tasks.append(asyncio.ensure_future(self._report(call)))
+        log.info("call %s answered (voice %s)", conversation_id, params.get("voice", "Sofía"))
+        return {
+            "conversation_id": conversation_id,
+            "answer": {"sdp": pc.localDescription.sdp, "type": "answer"},
+        }
+
+    # ------------------------------------------------------------------ media
+
+    def _track(self, call: EchoCall, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            call.tasks.append(asyncio.ensure_future(self._audio(call, track)))
+        else:
+            call.tasks.append(asyncio.ensure_future(self._video(call, track)))
+
+    async def _audio(self, call: EchoCall, track: MediaStreamTrack) -> None:
+        resample = MonoResampler()
+        pending = np.zeros(0, dtype=np.int16)
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                pending = np.concatenate([pending, resample(frame)])
+                while pending.size >= FRAME_SAMPLES:
+                    block, pending = pending[:FRAME_SAMPLES], pending[FRAME_SAMPLES:]
+                    call.audio_ms += 1000 * FRAME_SAMPLES / RATE
+                    call.reply.hear(block)
+                    if call.recording is not None:
+                        call.recording.write(block)
+                    length = call.utterances.feed(block)
+                    if length is not None:
+                        self._utterance(call, length)
+
+    def _utterance(self, call: EchoCall, length: float) -> None:
+        item = f"item_{call.utterances.count}"
+        if call.params.get("return_transcription"):
+            call.send(
+                {
+                    "type": USER_TRANSCRIPT,
+                    "item_id": item,
+                    "transcript": f"[{length:.1f} s of speech]",
+                }
+            )
+        if self.config.reply == "echo":
+            text = f'<emotion value="neutral"/>Echoing back {length:.1f} s of audio.'
+            loop = asyncio.get_running_loop()
+            loop.call_later(
+                call.reply.delay, call.send, {"type": ASSISTANT_TEXT, "item_id": item, "text": text}
+            )
+
+    async def _video(self, call: EchoCall, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                call.video_frames += 1
+                call.video_size = f"{frame.width}x{frame.height}"
+
+    # ------------------------------------------------------------------ channel
+
+    def _channel(self, call: EchoCall, channel: Any) -> None:
+        call.channel = channel
+        channel.on(
+            "message", lambda message: self._message(call, message)
+        )  # attached at once (aiortc #1194)
+        params = call.params
+        call.send(
+            {
+                "type": "session.created",
+                "session": {
+                    "id": "sess_" + call.conversation_id[5:],
+                    "object": "realtime.session",
+                    "model": params.get("model", MODEL),
+                    "voice": params.get("voice", "Sofía"),
+                    "temperature": params.get("temperature", 0.5),
+                    "instructions": params.get("instructions"),
+                    "modalities": params.get("modalities", ["audio", "video"]),
+                    "return_transcription": params.get("return_transcription", False),
+                },
+            }
+        )
+        call.send({"type": "conversation.created", "conversation": {"id": call.conversation_id}})
+
+    def _message(self, call: EchoCall, message: Any) -> None:
+        try:
+            data = json.loads(message)
+        except (TypeError, ValueError):
+            log.info("call %s: non-JSON message on the data channel", call.conversation_id)
+            return
+        if isinstance(data, dict) and data.get("event") == "session.update":
+            call.session_updates += 1
+            update = data.get("data")
+            if isinstance(update, dict):
+                call.params.update({k: v for k, v in update.items() if k != "event"})
+            log.info("call %s: session.update %s", call.conversation_id, json.dumps(update))
+
+    async def _report(self, call: EchoCall) -> None:
+        """A sandbox.stats event every second: what the sandbox received."""
+        while not call.closed:
+            await asyncio.sleep(self.config.stats_interval)
+            call.send(
+                {
+                    "type": "sandbox.stats",
+                    "audio_ms_received": round(call.audio_ms),
+                    "video_frames_decoded": call.video_frames,
+                    "video_size": call.video_size,
+                    "session_updates": call.session_updates,
+                }
+            )
+
+    # ------------------------------------------------------------------ end
+
+    def _state(self, call: EchoCall) -> None:
+        if call.pc.connectionState in ("failed", "closed"):
+            asyncio.ensure_future(self._close(call))
+
+    async def _close(self, call: EchoCall) -> None:
+        if call.closed:
+            return
+        call.closed = True
+        for task in call.tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(call.pc.close(), 2)
+        if call.reply.file is not None:
+            call.reply.file.close()
+        if call.recording is not None:
+            call.recording.close()
+        self.calls.pop(call.conversation_id, None)
+        log.info(
+            "call %s ended after %.1f s: %.1f s of audio and %d video frames received",
+            call.conversation_id,
+            time.monotonic() - call.started,
+            call.audio_ms / 1000,
+            call.video_frames,
+        )
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self._close(call) for call in list(self.calls.values())))

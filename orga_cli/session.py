@@ -1,0 +1,622 @@
+"""CallSession: one realtime call, from the token to the hang-up.
+
+token -> ICE servers -> RTCPeerConnection (exactly those servers) -> audio
+sendrecv, video sendonly, data channel -> offer -> bounded gathering -> POST
+/calls -> answer -> connected. It reports through callbacks and never prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
+
+from .api import OrgaClient
+from .errors import CallError, NetworkError, OrgaError, redact_bearer, secrets
+from .media.audio import MonoResampler
+from .media.sources import AudioSourceTrack, VideoInput
+from .models import ChannelEvent, IceServer, IceUrl, Token
+from .voices import DEFAULT_VOICE
+
+log = logging.getLogger(__name__)
+
+CHANNEL_LABEL = "orga-realtime-client-events"
+MODEL = "orga-1-beta"
+
+
+def process_start() -> float:
+    """When this process started (epoch seconds); from /proc on Linux, else now."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        start_ticks = int(fields[19])
+        with open("/proc/stat", "rb") as fh:
+            btime = next(int(line.split()[1]) for line in fh if line.startswith(b"btime"))
+        return btime + start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+PROCESS_START = process_start()
+
+
+@dataclass
+class CallParams:
+    """The ``params`` of POST /calls (the SDK's defaults)."""
+
+    voice: str = DEFAULT_VOICE
+    model: str = MODEL
+    temperature: float = 0.5
+    return_transcription: bool = False
+    instructions: str | None = None
+    history: bool = True
+
+    def to_json(self, modalities: list[str]) -> dict[str, Any]:
+        return {
+            "voice": self.voice,
+            "model": self.model,
+            "temperature": self.temperature,
+            "return_transcription": self.return_transcription,
+            "instructions": self.instructions,
+            "modalities": modalities,
+            "history": self.history,
+        }
+
+    def session_update(self, modalities: list[str]) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "model": self.model,
+            "voice": self.voice,
+            "temperature": self.temperature,
+            "modalities": modalities,
+        }
+        if self.instructions is not None:
+            data["instructions"] = self.instructions
+        return {"event": "session.update", "data": data}
+
+
+@dataclass
+class CallOptions:
+    ice_timeout: float = 2.0  # bound on candidate gathering
+    connect_timeout: float = 10.0  # bound on ICE + DTLS after the answer
+    relay_only: bool = False
+    ice_servers: list[IceServer] | None = None  # overrides the API's list
+    email: str | None = None
+    dump_sdp: Path | None = None
+
+
+@dataclass
+class Timeline:
+    """Milestones as epoch seconds (None until reached)."""
+
+    process_start: float = PROCESS_START
+    token: float | None = None
+    ice_config: float | None = None
+    offer: float | None = None
+    answer: float | None = None
+    connected: float | None = None
+    first_audio: float | None = None
+
+    def ms(self, moment: float | None) -> int | None:
+        return None if moment is None else round((moment - self.process_start) * 1000)
+
+
+def choose_ice_servers(servers: list[IceServer]) -> tuple[list[RTCIceServer], list[str]]:
+    """aioice uses one STUN and one TURN URL: pick them deliberately and say so.
+
+    STUN: the first ``stun:`` URL. TURN: UDP first (fastest), then TCP, then TLS.
+    Returns the servers to configure and one line per URL used or dropped.
+    """
+    stun: tuple[str, IceServer] | None = None
+    turns: list[tuple[int, str, IceServer]] = []
+    notes: list[str] = []
+    order = {"udp": 0, "tcp": 1, "tls": 2}
+    for server in servers:
+        for url in server.urls:
+            try:
+                parsed = IceUrl.parse(url)
+            except ValueError as exc:
+                notes.append(f"dropped {url}: {exc}")
+                continue
+            if parsed.scheme == "stuns":
+                notes.append(f"dropped {url}: aioice has no STUN over TLS")
+            elif parsed.kind == "stun":
+                if stun is None:
+                    stun = (url, server)
+                else:
+                    notes.append(f"dropped {url}: aioice uses one STUN server")
+            elif server.username is None or server.credential is None:
+                notes.append(f"dropped {url}: TURN without username/credential")
+            else:
+                turns.append((order[parsed.transport], url, server))
+    chosen: list[RTCIceServer] = []
+    if stun:
+        chosen.append(RTCIceServer(urls=stun[0]))
+        notes.insert(0, f"using STUN {stun[0]}")
+    if turns:
+        turns.sort(key=lambda t: t[0])
+        _, url, server = turns[0]
+        if url.startswith("turns:") and "transport=" not in url:
+            url += "?transport=tcp"
+        chosen.append(
+            RTCIceServer(urls=url, username=server.username, credential=server.credential)
+        )
+        notes.insert(1 if stun else 0, f"using TURN {turns[0][1]}")
+        notes += [f"dropped {u}: aioice uses one TURN server" for _, u, _ in turns[1:]]
+    return chosen, notes
+
+
+def candidate_types(sdp: str) -> list[str]:
+    """The candidate types (host, srflx, relay…) in an SDP, in order, without repeats."""
+    seen: dict[str, None] = {}
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            parts = line.split()
+            if "typ" in parts:
+                seen[parts[parts.index("typ") + 1]] = None
+    return list(seen)
+
+
+def has_audio_section(sdp: str) -> bool:
+    return any(
+        line.startswith("m=audio ") and not line.startswith("m=audio 0 ")
+        for line in sdp.splitlines()
+    )
+
+
+class ChannelSender:
+    """Sends JSON on the data channel without losing the first messages.
+
+    A message sent right at ``open`` can be lost when the far end has not yet
+    attached its handler (aiortc #1194). Messages are queued until the channel
+    is open and the server has spoken on it (proof that it listens), or 0.5 s
+    after opening, whichever comes first.
+    """
+
+    def __init__(self, channel: Any, on_sent: Callable[[dict[str, Any]], None]) -> None:
+        self.channel = channel
+        self._on_sent = on_sent
+        self._pending: list[dict[str, Any]] = []
+        self._ready = False
+        self._timer: asyncio.TimerHandle | None = None
+        channel.on("open", self._opened)
+
+    def _opened(self) -> None:
+        self._timer = asyncio.get_running_loop().call_later(0.5, self.mark_ready)
+
+    def mark_ready(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._ready or self.channel.readyState != "open":
+            return
+        self._ready = True
+        pending, self._pending = self._pending, []
+        for message in pending:
+            self._send(message)
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self._ready and self.channel.readyState == "open":
+            self._send(message)
+        else:
+            self._pending.append(message)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.channel.send(json.dumps(message))
+        self._on_sent(message)
+
+
+@dataclass
+class StatsSnapshot:
+    """Audio RTP packets each way; bytes at the transport (RTP, RTCP and data, bundled)."""
+
+    packets_sent: int = 0
+    audio_bytes_sent: int = 0
+    bytes_sent: int = 0
+    packets_received: int = 0
+    bytes_received: int = 0
+    packets_lost: int = 0
+    jitter_ms: float | None = None
+    rtt_ms: float | None = None
+    video_packets_sent: int = 0
+    video_bytes_sent: int = 0
+    local_candidate: str | None = None
+    remote_candidate: str | None = None
+    at: float = field(default_factory=time.monotonic)
+
+
+class CallSession:
+    """One call. ``await start()`` connects; ``ended`` is set when it ends, ``close()`` cleans up."""
+
+    def __init__(
+        self,
+        client: OrgaClient,
+        audio: AudioSourceTrack,
+        video: VideoInput | None,
+        params: CallParams,
+        options: CallOptions | None = None,
+        *,
+        token: Token | str | None = None,
+        on_phase: Callable[[str], None] | None = None,
+        on_event: Callable[[str, ChannelEvent | dict[str, Any]], None] | None = None,
+        on_remote_audio: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.audio = audio
+        self.video = video
+        self.params = params
+        self.options = options or CallOptions()
+        self.token = token
+        self.timeline = Timeline()
+        self.phase = "starting"
+        self.conversation_id: str | None = None
+        self.session_id: str | None = None
+        self.ended = asyncio.Event()
+        self.end_reason: str | None = None
+        self.end_error: OrgaError | None = None
+        self.ice_notes: list[str] = []
+        self.local_types: list[str] = []
+        self.remote_types: list[str] = []
+        self.remote_audio_frames = 0
+        self._on_phase = on_phase or (lambda phase: None)
+        self._on_event = on_event or (lambda direction, event: None)
+        self._on_remote_audio = on_remote_audio or (lambda samples: None)
+        self._pc: RTCPeerConnection | None = None
+        self._sender: ChannelSender | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._video_sending = video is not None
+        self._closed = False
+
+    # ------------------------------------------------------------------ public
+
+    def modalities(self) -> list[str]:
+        return ["audio", "video"] if self._video_sending else ["audio"]
+
+    async def start(self) -> None:
+        """Connect, or raise an OrgaError saying which step failed."""
+        token = await self._token()
+        servers = await self._ice_servers(token)
+        pc = self._peer_connection(servers)
+        offer = await self._offer(pc)
+        answer = await self._post_offer(token, offer)
+        await self._apply_answer(pc, answer)
+        await self._wait_connected(pc)
+
+    def set_muted(self, muted: bool) -> None:
+        if self.audio.muted != muted:
+            self.audio.muted = muted
+            self.send_session_update()
+
+    def set_video(self, on: bool) -> None:
+        if self.video is None or self._video_sending == on:
+            return
+        self.video.enabled = on
+        self._video_sending = on
+        self.send_session_update()
+
+    def send_session_update(self) -> None:
+        self.send(self.params.session_update(self.modalities()))
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self._sender is not None:
+            self._sender.send(message)
+
+    def end(self, reason: str, error: OrgaError | None = None) -> None:
+        """Mark the call as ended (first reason wins)."""
+        if not self.ended.is_set():
+            self.end_reason = reason
+            self.end_error = error
+            self.ended.set()
+
+    async def stats(self) -> StatsSnapshot:
+        snap = StatsSnapshot()
+        if self._pc is None:
+            return snap
+        try:
+            report = await asyncio.wait_for(self._pc.getStats(), 1.0)
+        except (asyncio.TimeoutError, Exception):
+            return snap
+        for stat in report.values():
+            kind = getattr(stat, "kind", None)
+            name = type(stat).__name__
+            if name == "RTCTransportStats":
+                snap.bytes_sent += stat.bytesSent
+                snap.bytes_received += stat.bytesReceived
+            elif name == "RTCOutboundRtpStreamStats":
+                if kind == "audio":
+                    snap.packets_sent += stat.packetsSent
+                    snap.audio_bytes_sent += stat.bytesSent
+                else:
+                    snap.video_packets_sent += stat.packetsSent
+                    snap.video_bytes_sent += stat.bytesSent
+            elif name == "RTCInboundRtpStreamStats" and kind == "audio":
+                snap.packets_received += stat.packetsReceived
+                snap.packets_lost += max(0, stat.packetsLost)
+                snap.jitter_ms = stat.jitter / 48.0  # RTP clock units at 48 kHz -> ms
+            elif name == "RTCRemoteInboundRtpStreamStats" and kind == "audio":
+                if stat.roundTripTime is not None:
+                    snap.rtt_ms = stat.roundTripTime * 1000
+        snap.local_candidate, snap.remote_candidate = self.selected_pair()
+        return snap
+
+    def selected_pair(self) -> tuple[str | None, str | None]:
+        """The nominated candidate pair as ``type addr:port`` strings."""
+        pc = self._pc
+        if pc is None:
+            return None, None
+        for transceiver in pc.getTransceivers():
+            transport = transceiver.sender.transport
+            if transport is None:
+                continue
+            conn = transport.transport._connection  # aioice Connection: no public accessor
+            pair = next(iter(getattr(conn, "_nominated", {}).values()), None)
+            if pair is not None:
+                local, remote = pair.local_candidate, pair.remote_candidate
+                return (
+                    f"{local.type} {local.host}:{local.port}",
+                    f"{remote.type} {remote.host}:{remote.port}",
+                )
+        return None, None
+
+    async def close(self) -> None:
+        """Release everything, bounded: tracks, tasks, then the peer connection."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, 1)
+        if self._pc is not None:
+            try:
+                await asyncio.wait_for(self._pc.close(), 2)
+            except (asyncio.TimeoutError, Exception) as exc:
+                log.debug("closing the peer connection: %r", exc)
+        # Stop our sources after the pc (stopping tracks first can hang pc.close, aiortc #283).
+        self.audio.stop()
+        if self.video is not None:
+            self.video.close()
+
+    # ------------------------------------------------------------------ steps
+
+    def _set_phase(self, phase: str) -> None:
+        self.phase = phase
+        log.debug("phase: %s", phase)
+        self._on_phase(phase)
+
+    async def _token(self) -> Token | str:
+        if self.token is not None:
+            return self.token
+        self._set_phase("token")
+        token = await self.client.create_token(email=self.options.email)
+        self.timeline.token = time.time()
+        self.token = token
+        return token
+
+    async def _ice_servers(self, token: Token | str) -> list[IceServer]:
+        if self.options.ice_servers is not None:
+            return self.options.ice_servers
+        self._set_phase("ICE config")
+        servers = await self.client.ice_servers(token)
+        self.timeline.ice_config = time.time()
+        return servers
+
+    def _peer_connection(self, servers: list[IceServer]) -> RTCPeerConnection:
+        chosen, notes = choose_ice_servers(servers)
+        self.ice_notes = notes
+        for note in notes:
+            log.info("ICE: %s", note)
+        if not chosen:
+            log.info("ICE: no STUN/TURN servers: host candidates only")
+        if self.options.relay_only and not any(
+            str(s.urls).startswith(("turn:", "turns:")) for s in chosen
+        ):
+            raise CallError(
+                "--relay-only needs a TURN server", "pass --ice-server turn:… with credentials"
+            )
+        config = RTCConfiguration(
+            iceServers=chosen,  # an explicit list: never aiortc's default public STUN server
+            iceTransportPolicy=RTCIceTransportPolicy.RELAY
+            if self.options.relay_only
+            else RTCIceTransportPolicy.ALL,
+            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+        )
+        pc = RTCPeerConnection(configuration=config)
+        self._pc = pc
+        pc.addTransceiver(self.audio, direction="sendrecv")
+        if self.video is not None:
+            pc.addTransceiver(self.video.track, direction="sendonly")
+        channel = pc.createDataChannel(CHANNEL_LABEL)
+        self._sender = ChannelSender(channel, lambda message: self._on_event("out", message))
+        channel.on("message", self._channel_message)
+        channel.on("close", lambda: self._peer_gone("the server closed the data channel"))
+        pc.on("track", self._remote_track)
+        pc.on("connectionstatechange", lambda: self._state_changed(pc))
+        pc.on(
+            "iceconnectionstatechange",
+            lambda: log.info("ICE connection: %s", pc.iceConnectionState),
+        )
+        pc.on(
+            "icegatheringstatechange", lambda: log.info("ICE gathering: %s", pc.iceGatheringState)
+        )
+        self.send_session_update()  # queued until the channel is open and heard from
+        return pc
+
+    async def _offer(self, pc: RTCPeerConnection) -> dict[str, Any]:
+        self._set_phase("gathering")
+        offer = await pc.createOffer()
+        self._bound_gathering(pc)
+        started = time.monotonic()
+        await pc.setLocalDescription(offer)
+        local = pc.localDescription
+        self.local_types = candidate_types(local.sdp)
+        log.info(
+            "ICE gathering took %.0f ms: %s",
+            (time.monotonic() - started) * 1000,
+            ", ".join(self.local_types) or "no candidates",
+        )
+        self.timeline.offer = time.time()
+        candidates = []
+        for line in local.sdp.splitlines():
+            if line.startswith("a=candidate:"):
+                candidates.append({"candidate": line[2:], "sdpMid": "0", "sdpMLineIndex": 0})
+        return {"sdp": local.sdp, "type": "offer", "candidates": candidates}
+
+    def _bound_gathering(self, pc: RTCPeerConnection) -> None:
+        """Bound STUN/TURN queries by --ice-timeout instead of aioice's fixed 5 s.
+
+        aioice takes the bound as an argument of get_component_candidates but
+        aiortc never passes it; it is set here on this call's own connections.
+        """
+        transports = {t.sender.transport for t in pc.getTransceivers() if t.sender.transport}
+        if pc.sctp is not None:
+            transports.add(pc.sctp.transport)
+        for dtls in transports:
+            conn = dtls.transport.iceGatherer._connection
+            conn.get_component_candidates = functools.partial(
+                conn.get_component_candidates, timeout=self.options.ice_timeout
+            )
+
+    async def _post_offer(self, token: Token | str, offer: dict[str, Any]) -> Any:
+        self._set_phase("negotiating")
+        params = self.params.to_json(self.modalities())
+        self._dump("request.json", {"offer": offer, "params": params})
+        self._dump("offer.sdp", offer["sdp"])
+        try:
+            answer = await self.client.create_call(token, offer, params)
+        except NetworkError as exc:
+            if "call response is unusable" in exc.message:
+                raise CallError(
+                    exc.message.replace("the call response is unusable", "/calls answered")
+                ) from exc
+            raise
+        self._dump(
+            "response.json",
+            {
+                "conversation_id": answer.conversation_id,
+                "answer": {"type": answer.type, "sdp": answer.sdp},
+            },
+        )
+        self._dump("answer.sdp", answer.sdp)
+        self.timeline.answer = time.time()
+        self.conversation_id = answer.conversation_id
+        return answer
+
+    async def _apply_answer(self, pc: RTCPeerConnection, answer: Any) -> None:
+        sdp = answer.sdp
+        if not sdp.startswith("v=0"):
+            raise CallError(
+                "/calls answered with something that is not SDP", "check the server or --dump-sdp"
+            )
+        if not has_audio_section(sdp):
+            raise CallError(
+                "the answer has no audio section (m=audio)", "the server rejected audio"
+            )
+        self.remote_types = candidate_types(sdp)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as exc:
+            raise CallError(
+                f"the answer SDP was rejected: {exc}",
+                "run with --dump-sdp DIR and inspect answer.sdp",
+            ) from exc
+        self._set_phase("connecting")
+
+    async def _wait_connected(self, pc: RTCPeerConnection) -> None:
+        deadline = self.options.connect_timeout
+        try:
+            await asyncio.wait_for(self._until_connected(pc), deadline)
+        except asyncio.TimeoutError:
+            raise self._connect_error(pc, f"not connected within {deadline:g} s") from None
+
+    async def _until_connected(self, pc: RTCPeerConnection) -> None:
+        while pc.connectionState != "connected":
+            if pc.connectionState in ("failed", "closed"):
+                raise self._connect_error(pc, "failed")
+            await asyncio.sleep(0.01)
+        self.timeline.connected = time.time()
+        self._set_phase("connected")
+
+    def _connect_error(self, pc: RTCPeerConnection, what: str) -> CallError:
+        local = ", ".join(self.local_types) or "none"
+        remote = ", ".join(self.remote_types) or "none"
+        tried = f"local candidates: {local}; remote: {remote}"
+        if pc.iceConnectionState in ("completed", "connected"):
+            return CallError(
+                f"DTLS handshake {what} after ICE connected ({tried})",
+                "a middlebox may be dropping DTLS; try TURN (--relay-only) or `orga ice --probe`",
+            )
+        return CallError(
+            f"ICE {what}: no working path ({tried})",
+            "run `orga ice --probe`, and try TURN with --ice-server turn:… --relay-only",
+        )
+
+    # ------------------------------------------------------------------ events
+
+    def _state_changed(self, pc: RTCPeerConnection) -> None:
+        log.info("connection: %s (ICE %s)", pc.connectionState, pc.iceConnectionState)
+        if self.timeline.connected is not None and pc.connectionState in ("failed", "closed"):
+            self._peer_gone(f"the connection {pc.connectionState}")
+
+    def _peer_gone(self, why: str) -> None:
+        if self._closed or self.timeline.connected is None:
+            return
+        self.end("peer", CallError(f"the server ended the call ({why})", "recordings are kept"))
+
+    def _channel_message(self, message: str | bytes) -> None:
+        event = ChannelEvent.parse(message)
+        if self._sender is not None:
+            self._sender.mark_ready()  # the server listens on this channel
+        self.session_id = event.session_id() or self.session_id
+        self.conversation_id = event.conversation_id() or self.conversation_id
+        self._on_event("in", event)
+
+    def _remote_track(self, track: MediaStreamTrack) -> None:
+        log.info("remote %s track", track.kind)
+        if track.kind == "audio":
+            self._tasks.append(asyncio.ensure_future(self._read_audio(track)))
+        else:
+            self._tasks.append(asyncio.ensure_future(self._blackhole(track)))
+
+    async def _read_audio(self, track: MediaStreamTrack) -> None:
+        resample = MonoResampler()
+        try:
+            while True:
+                frame = await track.recv()
+                if self.timeline.first_audio is None:
+                    self.timeline.first_audio = time.time()
+                self.remote_audio_frames += 1
+                self._on_remote_audio(resample(frame))
+        except MediaStreamError:
+            self._peer_gone("the remote audio ended")
+
+    async def _blackhole(self, track: MediaStreamTrack) -> None:
+        # A remote track nobody reads grows an unbounded queue.
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+
+    def _dump(self, name: str, content: str | dict[str, Any]) -> None:
+        folder = self.options.dump_sdp
+        if folder is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        text = content if isinstance(content, str) else json.dumps(content, indent=2)
+        (folder / name).write_text(redact_bearer(secrets.scrub(text)))
