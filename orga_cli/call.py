@@ -220,7 +220,6 @@ class CallRunner:
     # ------------------------------------------------------------------ run
 
     async def run(self) -> CallOutcome:
-        req = self.req
         loop = asyncio.get_running_loop()
         main_task = asyncio.current_task()
         assert main_task is not None

@@ -44,7 +44,7 @@ class CallView:
 
 def meter(db: float, width: int = 16) -> str:
     """A level bar for -60..0 dBFS."""
-    filled = int(round(max(0.0, min(1.0, (db + 60) / 60)) * width))
+    filled = round(max(0.0, min(1.0, (db + 60) / 60)) * width)
     return "█" * filled + "·" * (width - filled)
 
 

@@ -668,6 +668,31 @@ def serve(
         raise
 
 
+# --------------------------------------------------------------------------- devices
+
+
+@app.command()
+def devices(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """List audio input and output devices (PortAudio), the defaults marked.
+
+    `orga call --input-device` and `--output-device` take an index or a unique
+    part of a name from this list.
+    """
+    setup(0, debug)
+
+    def work() -> None:
+        from . import render
+        from .media.devices import list_devices
+
+        found = list_devices()
+        if json_out:
+            render.emit_json(found)
+        else:
+            render.devices_table(found)
+
+    run(work)
+
+
 # --------------------------------------------------------------------------- call
 
 

@@ -151,6 +151,33 @@ def voices_table(voices: Iterable[Voice]) -> None:
     out_console().print(table)
 
 
+def devices_table(devices: Sequence[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    if not devices:
+        note("no audio devices (PortAudio found none)")
+        return
+    table = Table(header_style="bold")
+    for col in ("index", "name", "host API", "in", "out", "rate", "default"):
+        table.add_column(col, overflow="fold")
+    for dev in devices:
+        marks = [
+            m
+            for m, flag in (("input", dev["default_input"]), ("output", dev["default_output"]))
+            if flag
+        ]
+        table.add_row(
+            str(dev["index"]),
+            dev["name"],
+            dev["hostapi"],
+            str(dev["max_input_channels"]),
+            str(dev["max_output_channels"]),
+            f"{dev['default_samplerate']:.0f}",
+            ", ".join(marks),
+        )
+    out_console().print(table)
+
+
 def settings_table(rows: Sequence[tuple[str, str, str]], title: str | None = None) -> None:
     from rich.table import Table
 

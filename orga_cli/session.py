@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -42,15 +43,20 @@ MODEL = "orga-1-beta"
 
 
 def process_start() -> float:
-    """When this process started (epoch seconds); from /proc on Linux, else now."""
+    """When this process started (epoch seconds, ±10 ms); from /proc on Linux, else now.
+
+    The process's age is the system uptime minus its start time since boot (both
+    in /proc, in clock ticks and centiseconds); btime would only give whole seconds.
+    """
     try:
         with open("/proc/self/stat", "rb") as fh:
             fields = fh.read().rsplit(b")", 1)[1].split()
         start_ticks = int(fields[19])
-        with open("/proc/stat", "rb") as fh:
-            btime = next(int(line.split()[1]) for line in fh if line.startswith(b"btime"))
-        return btime + start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        with open("/proc/uptime", "rb") as fh:
+            uptime = float(fh.read().split()[0])
+        age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - max(0.0, age)
+    except (OSError, ValueError, IndexError):
         return time.time()
 
 
@@ -95,6 +101,7 @@ class CallParams:
 class CallOptions:
     ice_timeout: float = 2.0  # bound on candidate gathering
     connect_timeout: float = 10.0  # bound on ICE + DTLS after the answer
+    peer_timeout: float = 5.0  # no audio from the server this long: it is gone
     relay_only: bool = False
     ice_servers: list[IceServer] | None = None  # overrides the API's list
     email: str | None = None
@@ -282,6 +289,7 @@ class CallSession:
         self._tasks: list[asyncio.Task[None]] = []
         self._video_sending = video is not None
         self._closed = False
+        self._last_heard = time.monotonic()
 
     # ------------------------------------------------------------------ public
 
@@ -349,9 +357,12 @@ class CallSession:
                 snap.packets_received += stat.packetsReceived
                 snap.packets_lost += max(0, stat.packetsLost)
                 snap.jitter_ms = stat.jitter / 48.0  # RTP clock units at 48 kHz -> ms
-            elif name == "RTCRemoteInboundRtpStreamStats" and kind == "audio":
-                if stat.roundTripTime is not None:
-                    snap.rtt_ms = stat.roundTripTime * 1000
+            elif (
+                name == "RTCRemoteInboundRtpStreamStats"
+                and kind == "audio"
+                and stat.roundTripTime is not None
+            ):
+                snap.rtt_ms = stat.roundTripTime * 1000
         snap.local_candidate, snap.remote_candidate = self.selected_pair()
         return snap
 
@@ -490,9 +501,10 @@ class CallSession:
             transports.add(pc.sctp.transport)
         for dtls in transports:
             conn = dtls.transport.iceGatherer._connection
-            conn.get_component_candidates = functools.partial(
-                conn.get_component_candidates, timeout=self.options.ice_timeout
-            )
+            # aioice annotates the bound as int; asyncio.wait takes any number of seconds.
+            timeout: Any = self.options.ice_timeout
+            bounded = functools.partial(conn.get_component_candidates, timeout=timeout)
+            setattr(conn, "get_component_candidates", bounded)  # noqa: B010 - this call's own connection
 
     async def _post_offer(self, token: Token | str, offer: dict[str, Any]) -> Any:
         self._set_phase("negotiating")
@@ -552,7 +564,19 @@ class CallSession:
                 raise self._connect_error(pc, "failed")
             await asyncio.sleep(0.01)
         self.timeline.connected = time.time()
+        self._last_heard = time.monotonic()
+        self._tasks.append(asyncio.ensure_future(self._watchdog()))
         self._set_phase("connected")
+
+    async def _watchdog(self) -> None:
+        """A server that vanishes (killed, unplugged) is noticed by ICE only after ~30 s."""
+        limit = self.options.peer_timeout
+        while not self.ended.is_set():
+            await asyncio.sleep(min(0.5, limit / 4))
+            silent = time.monotonic() - self._last_heard
+            if silent > limit:
+                self._peer_gone(f"nothing received for {silent:.0f} s: it may have disappeared")
+                return
 
     def _connect_error(self, pc: RTCPeerConnection, what: str) -> CallError:
         local = ", ".join(self.local_types) or "none"
@@ -581,6 +605,7 @@ class CallSession:
         self.end("peer", CallError(f"the server ended the call ({why})", "recordings are kept"))
 
     def _channel_message(self, message: str | bytes) -> None:
+        self._last_heard = time.monotonic()
         event = ChannelEvent.parse(message)
         if self._sender is not None:
             self._sender.mark_ready()  # the server listens on this channel
@@ -600,9 +625,11 @@ class CallSession:
         try:
             while True:
                 frame = await track.recv()
+                assert isinstance(frame, av.AudioFrame)
                 if self.timeline.first_audio is None:
                     self.timeline.first_audio = time.time()
                 self.remote_audio_frames += 1
+                self._last_heard = time.monotonic()
                 self._on_remote_audio(resample(frame))
         except MediaStreamError:
             self._peer_gone("the remote audio ended")

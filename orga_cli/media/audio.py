@@ -74,7 +74,7 @@ class WavWriter:
         self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._wav: wave.Wave_write | None = wave.open(str(path), "wb")
+            self._wav: wave.Wave_write | None = wave.open(str(path), "wb")  # noqa: SIM115 - closed in close()
         except OSError as exc:
             raise MediaError(
                 f"cannot write {path}: {exc.strerror or exc}", "choose another file or directory"

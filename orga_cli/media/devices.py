@@ -8,6 +8,7 @@ and that error becomes a MediaError naming the package.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
@@ -108,6 +109,8 @@ class MicrophoneSource:
         self.overflows = 0  # blocks dropped because the queue was full
         self.device_overflows = 0  # PortAudio input overflow flags
         self.failed = False
+        self._started = False
+        self._delivered = False
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=queue_blocks)
         try:
@@ -117,10 +120,11 @@ class MicrophoneSource:
                 dtype="int16",
                 blocksize=FRAME_SAMPLES,
                 device=self.index,
-                latency="low",
+                # "low" stalls capture through ALSA's PulseAudio plugin; the queue
+                # below, not the device, decides how much delay we keep.
+                latency="high",
                 callback=self._callback,
             )
-            self._stream.start()
         except Exception as exc:
             raise MediaError(
                 f"cannot open the microphone {device_name(self.index)} ({exc})", ALTERNATIVES
@@ -131,10 +135,8 @@ class MicrophoneSource:
         if status and status.input_overflow:
             self.device_overflows += 1
         block = indata[:, 0].copy()
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closing
             self._loop.call_soon_threadsafe(self._put, block)
-        except RuntimeError:
-            pass  # the loop is closing
 
     def _put(self, block: np.ndarray) -> None:
         if self._queue.full():
@@ -143,18 +145,39 @@ class MicrophoneSource:
         self._queue.put_nowait(block)
 
     async def read(self) -> np.ndarray:
+        if not self._started:
+            # Started at the first read (when the call begins sending), so that
+            # the blocks of the set-up phase do not pile up as overflows.
+            self._started = True
+            try:
+                self._stream.start()
+            except Exception as exc:
+                raise MediaError(f"cannot start the microphone ({exc})", ALTERNATIVES) from exc
         if self.failed:
-            return SILENCE
+            # Stalled: paced silence until blocks come again.
+            try:
+                block = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return SILENCE
+            self.failed = False
+            self.paced = False
+            log.warning("the microphone is delivering audio again")
+            return self._sized(block)
+        # Capture can take a while to start (ALSA's PulseAudio plugin: up to ~1 s).
+        timeout = 0.5 if self._delivered else 3.0
         try:
-            block = await asyncio.wait_for(self._queue.get(), 0.5)
+            block = await asyncio.wait_for(self._queue.get(), timeout)
         except asyncio.TimeoutError:
             self.failed = True
             self.paced = True  # the track paces the silence from now on
             log.warning("the microphone stopped delivering audio; sending silence")
             return SILENCE
-        if block.size != FRAME_SAMPLES:
-            block = np.resize(block, FRAME_SAMPLES)
-        return block
+        self._delivered = True
+        return self._sized(block)
+
+    @staticmethod
+    def _sized(block: np.ndarray) -> np.ndarray:
+        return block if block.size == FRAME_SAMPLES else np.resize(block, FRAME_SAMPLES)
 
     def close(self) -> None:
         try:
@@ -189,7 +212,7 @@ class Speaker:
                 dtype="int16",
                 blocksize=FRAME_SAMPLES // 2,
                 device=self.index,
-                latency="low",
+                latency="high",  # PortAudio's "low" underruns through ALSA's PulseAudio plugin
                 callback=self._callback,
                 finished_callback=self._finished,
             )

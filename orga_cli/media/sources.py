@@ -123,7 +123,7 @@ def parse_audio_in(value: str) -> BlockSource:
     return FileSource(value)
 
 
-class AudioSourceTrack(MediaStreamTrack):  # type: ignore[misc]
+class AudioSourceTrack(MediaStreamTrack):
     """The audio track sent to the peer: paced 20 ms frames with mute and taps."""
 
     kind = "audio"
@@ -176,7 +176,7 @@ VIDEO_PRESETS: dict[str, tuple[int, int, int]] = {
 VIDEO_CLOCK = 90_000
 
 
-class TestPatternTrack(MediaStreamTrack):  # type: ignore[misc]
+class TestPatternTrack(MediaStreamTrack):
     """A generated test pattern (``--video-in testsrc``): bars and a moving block."""
 
     kind = "video"
@@ -227,7 +227,7 @@ class TestPatternTrack(MediaStreamTrack):  # type: ignore[misc]
         return frame
 
 
-class SwitchableVideoTrack(MediaStreamTrack):  # type: ignore[misc]
+class SwitchableVideoTrack(MediaStreamTrack):
     """Wraps a camera or file track so that `v` can black it out without renegotiating."""
 
     kind = "video"
@@ -242,6 +242,7 @@ class SwitchableVideoTrack(MediaStreamTrack):  # type: ignore[misc]
 
     async def recv(self) -> av.VideoFrame:
         frame = await self.inner.recv()
+        assert isinstance(frame, av.VideoFrame)
         self.frames_sent += 1
         if self.enabled:
             return frame
@@ -286,7 +287,7 @@ class VideoInput:
 
     @enabled.setter
     def enabled(self, value: bool) -> None:
-        self.track.enabled = value
+        setattr(self.track, "enabled", value)  # noqa: B010 - our tracks all have it
 
     def close(self) -> None:
         self.track.stop()

@@ -61,7 +61,7 @@ class PeerConfig:
     stats_interval: float = 1.0
 
 
-class ReplyTrack(MediaStreamTrack):  # type: ignore[misc]
+class ReplyTrack(MediaStreamTrack):
     """The sandbox's voice: paced 20 ms frames of delayed echo, a file, or silence."""
 
     kind = "audio"
@@ -158,6 +158,7 @@ class EchoPeer:
     def __init__(self, config: PeerConfig | None = None) -> None:
         self.config = config or PeerConfig()
         self.calls: dict[str, EchoCall] = {}
+        self._closing: set[asyncio.Future[None]] = set()
         if self.config.reply not in ("echo", "silence"):
             FileSource(self.config.reply).close()  # fail at start-up, not at the first call
 
@@ -215,6 +216,7 @@ class EchoPeer:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
+                assert isinstance(frame, av.AudioFrame)
                 pending = np.concatenate([pending, resample(frame)])
                 while pending.size >= FRAME_SAMPLES:
                     block, pending = pending[:FRAME_SAMPLES], pending[FRAME_SAMPLES:]
@@ -247,6 +249,7 @@ class EchoPeer:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
+                assert isinstance(frame, av.VideoFrame)
                 call.video_frames += 1
                 call.video_size = f"{frame.width}x{frame.height}"
 
@@ -306,7 +309,7 @@ class EchoPeer:
 
     def _state(self, call: EchoCall) -> None:
         if call.pc.connectionState in ("failed", "closed"):
-            asyncio.ensure_future(self._close(call))
+            self._closing.add(asyncio.ensure_future(self._close(call)))
 
     async def _close(self, call: EchoCall) -> None:
         if call.closed:
