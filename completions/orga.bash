@@ -13,6 +13,8 @@ _orga() {
             " ice") path="ice" ;;
             " voices") path="voices" ;;
             " serve") path="serve" ;;
+            " devices") path="devices" ;;
+            " call") path="call" ;;
             " completions") path="completions" ;;
             " config") path="config" ;;
             "config set") path="config set" ;;
@@ -30,7 +32,7 @@ _orga() {
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W '--version --help -h' -- "$cur"))
             else
-                COMPREPLY=($(compgen -W 'token ice voices serve completions config' -- "$cur"))
+                COMPREPLY=($(compgen -W 'token ice voices serve devices call completions config' -- "$cur"))
             fi
             ;;
         "token")
@@ -78,9 +80,54 @@ _orga() {
                 --ice-server) return ;;
                 --ice-username) return ;;
                 --ice-credential) return ;;
+                --reply) return ;;
+                --echo-delay) return ;;
+                --save-received) return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W '--host --port --api-key --token-ttl --require-email --known-email --ice-server --ice-username --ice-credential --verbose -v --debug --help -h' -- "$cur"))
+                COMPREPLY=($(compgen -W '--host --port --api-key --token-ttl --require-email --known-email --ice-server --ice-username --ice-credential --reply --echo-delay --save-received --verbose -v --debug --help -h' -- "$cur"))
+            fi
+            ;;
+        "devices")
+            case "$prev" in
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W '--json --debug --help -h' -- "$cur"))
+            fi
+            ;;
+        "call")
+            case "$prev" in
+                --token|-t) return ;;
+                --voice) COMPREPLY=($(compgen -W 'Sofía Victoria Ethan Juan Chloe Marta Harold Alex Julien Emilio Bruno Mariana Carolina Hannah Valerie Camille Clara Max Chloé Álvaro Giada Lucía Joana Aurélie Ignacio Antoine Mathieu André Natalia Ricardo Adrian Rafael Gustavo Marco Alessandro Matteo Davide Valentina Serena Roberto Emma Bernard Élise Nadine Laurent Teresa Helena Lorenzo Henrique Paola' -- "$cur")); return ;;
+                --model) return ;;
+                --temperature) return ;;
+                --instructions) return ;;
+                --audio-in) return ;;
+                --input-device) return ;;
+                --video-in) return ;;
+                --camera) return ;;
+                --video-quality) return ;;
+                --output-device) return ;;
+                --record) return ;;
+                --record-mic) return ;;
+                --events) return ;;
+                --duration) return ;;
+                --ice-timeout) return ;;
+                --ice-server) return ;;
+                --ice-username) return ;;
+                --ice-credential) return ;;
+                --connect-timeout) return ;;
+                --dump-sdp) return ;;
+                --sandbox-reply) return ;;
+                --sandbox-save-received) return ;;
+                --email) return ;;
+                --api-key) return ;;
+                --base-url) return ;;
+                --profile|-p) return ;;
+                --timeout) return ;;
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W '--sandbox --token -t --voice --model --temperature --instructions --transcribe --no-history --audio-in --input-device --video-in --no-video --camera --video-quality --output-device --no-speaker --record --record-mic --events --duration --json --ice-timeout --ice-server --ice-username --ice-credential --relay-only --connect-timeout --dump-sdp --sandbox-reply --sandbox-save-received --email --api-key --base-url --profile -p --timeout --insecure-http --verbose -v --debug --help -h' -- "$cur"))
             fi
             ;;
         "completions")

@@ -388,7 +388,7 @@ class CallRunner:
             v.video_up_kbps = 8 * (snap.video_bytes_sent - last.video_bytes_sent) / span / 1000
             v.down_kbps = 8 * (snap.bytes_received - last.bytes_received) / span / 1000
         v.muted = session.audio.muted
-        v.video_on = session.modalities() == ["audio", "video"]
+        v.video_on = session.video_on
         if self.source is not None and getattr(self.source, "failed", False):
             msg = "the microphone stopped; sending silence"
             if msg not in v.warnings:
@@ -410,8 +410,8 @@ class CallRunner:
             session.set_muted(not session.audio.muted)
             self.view.muted = session.audio.muted
         elif char == "v" and session.video is not None:
-            session.set_video(session.modalities() != ["audio", "video"])
-            self.view.video_on = session.modalities() == ["audio", "video"]
+            session.set_video(not session.video_on)
+            self.view.video_on = session.video_on
         elif char == "q":
             if session.timeline.connected is None:
                 self._interrupt_start()

@@ -855,6 +855,16 @@ def call(
     relay_only: Annotated[
         bool, _opt("--relay-only", help="Use TURN relay candidates only.")
     ] = False,
+    connect_timeout: Annotated[
+        float,
+        _opt(
+            "--connect-timeout",
+            min=0.5,
+            metavar="SECONDS",
+            help="Bound on ICE and DTLS after the answer.",
+            show_default=True,
+        ),
+    ] = 10.0,
     dump_sdp: Annotated[
         Path | None,
         _opt(
@@ -895,6 +905,9 @@ def call(
     camera off and on, q hangs up. `orga call --sandbox` needs no account.
     """
     setup(verbose, debug)
+    from .render import setup_logging
+
+    setup_logging(verbose)  # warnings (a device lost mid-call) go through the panel's console
 
     def work() -> int:
         from . import render
@@ -947,6 +960,7 @@ def call(
             json_out=json_out,
             options=CallOptions(
                 ice_timeout=ice_timeout,
+                connect_timeout=connect_timeout,
                 relay_only=relay_only,
                 ice_servers=servers,
                 email=None if sandbox else settings.value("email"),

@@ -294,7 +294,13 @@ class CallSession:
     # ------------------------------------------------------------------ public
 
     def modalities(self) -> list[str]:
-        return ["audio", "video"] if self._video_sending else ["audio"]
+        """What is really being sent: no "audio" while muted, no "video" with the camera off."""
+        out = [] if self.audio.muted else ["audio"]
+        return [*out, "video"] if self._video_sending else out
+
+    @property
+    def video_on(self) -> bool:
+        return self._video_sending
 
     async def start(self) -> None:
         """Connect, or raise an OrgaError saying which step failed."""

@@ -162,15 +162,18 @@ def cli() -> Callable[..., Result]:
 # --------------------------------------------------------------------------- fault server
 
 
+Reply = bytes | None | Callable[[bytes], bytes]
+
+
 class ScriptedServer:
     """A raw TCP server on loopback answering each connection with the next scripted reply.
 
-    A reply is bytes (sent, then the connection closed), or None (accept and
-    never answer: a server that hangs). For faults a real Orga-compatible
+    A reply is bytes (sent, then the connection closed), None (accept and never
+    answer: a server that hangs), or a function of the raw request returning bytes. For faults a real Orga-compatible
     server does not produce: truncated bodies, 503 sequences, HTML pages.
     """
 
-    def __init__(self, replies: list[bytes | None]) -> None:
+    def __init__(self, replies: list[Reply]) -> None:
         self.replies = list(replies)
         self.requests: list[bytes] = []
         self.sock = socket.socket()
@@ -203,7 +206,11 @@ class ScriptedServer:
                     if line.lower().startswith(b"content-length:"):
                         need = int(line.split(b":")[1])
                         while len(body) < need:
-                            body += conn.recv(65536)
+                            chunk = conn.recv(65536)
+                            if not chunk:
+                                break
+                            body += chunk
+                data = head + b"\r\n\r\n" + body
                 self.requests.append(data)
             except OSError:
                 conn.close()
@@ -212,6 +219,8 @@ class ScriptedServer:
             if reply is None:
                 self._held.append(conn)
                 continue
+            if callable(reply):
+                reply = reply(data)
             try:
                 conn.sendall(reply)
             finally:
@@ -252,10 +261,10 @@ def response(
 
 
 @pytest.fixture
-def scripted() -> Iterator[Callable[[list[bytes | None]], ScriptedServer]]:
+def scripted() -> Iterator[Callable[[list[Reply]], ScriptedServer]]:
     servers: list[ScriptedServer] = []
 
-    def make(replies: list[bytes | None]) -> ScriptedServer:
+    def make(replies: list[Reply]) -> ScriptedServer:
         server = ScriptedServer(replies)
         servers.append(server)
         return server
@@ -269,3 +278,127 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- PulseAudio
+
+
+@dataclass
+class Pulse:
+    """A private PulseAudio daemon with two null sinks: a virtual speaker and microphone.
+
+    What is played into the sink "mic" is what PortAudio's default input records
+    (its monitor is the default source); what PortAudio plays lands in "speaker",
+    whose monitor a test can record.
+    """
+
+    runtime: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(5)
+
+    def play(self, path: Path, device: str = "mic") -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            ["paplay", f"--device={device}", str(path)], env={**os.environ, **self.env}
+        )
+
+    def record(self, path: Path, device: str = "speaker.monitor") -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                "parecord",
+                f"--device={device}",
+                "--rate=48000",
+                "--channels=1",
+                "--format=s16le",
+                "--file-format=wav",
+                str(path),
+            ],
+            env={**os.environ, **self.env},
+        )
+
+    def pactl(self, *args: str) -> str:
+        out = subprocess.run(
+            ["pactl", *args],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return out.stdout
+
+
+def _missing_for_devices() -> str | None:
+    import shutil
+
+    for tool in ("pulseaudio", "pactl", "paplay", "parecord"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed (Debian: pulseaudio pulseaudio-utils)"
+    try:
+        import sounddevice  # noqa: F401
+    except OSError as exc:
+        return f"PortAudio is missing ({exc}; Debian: libportaudio2)"
+    return None
+
+
+@pytest.fixture
+def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pulse]:
+    missing = _missing_for_devices()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    runtime = tmp_path_factory.mktemp("pulse")
+    socket_path = runtime / "native"
+    config = runtime / "default.pa"
+    config.write_text(
+        f"load-module module-native-protocol-unix auth-anonymous=1 socket={socket_path}\n"
+        "load-module module-null-sink sink_name=speaker rate=48000 channels=2"
+        " sink_properties=device.description=orga-test-speaker\n"
+        "load-module module-null-sink sink_name=mic rate=48000 channels=1"
+        " sink_properties=device.description=orga-test-mic\n"
+        "set-default-sink speaker\n"
+        "set-default-source mic.monitor\n"
+    )
+    env = {
+        "PULSE_RUNTIME_PATH": str(runtime),
+        "PULSE_SERVER": f"unix:{socket_path}",
+        "HOME": str(runtime),
+    }
+    proc = subprocess.Popen(
+        [
+            "pulseaudio",
+            "-n",
+            "-F",
+            str(config),
+            "--exit-idle-time=-1",
+            "--daemonize=no",
+            "--log-target=stderr",
+            "--disallow-exit=no",
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=(runtime / "pulse.log").open("w"),
+    )
+    deadline = time.monotonic() + 15
+    while not socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    box = Pulse(runtime, env, proc)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                box.pactl("info")
+                break
+            except subprocess.CalledProcessError:
+                time.sleep(0.1)
+        yield box
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()

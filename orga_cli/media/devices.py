@@ -81,7 +81,10 @@ def find_device(spec: str | None, kind: str) -> int | None:
 
 
 def _no_device_hint(kind: str) -> str:
-    return "use --audio-in FILE|tone:HZ" if kind == "input" else "use --no-speaker"
+    server = "is a sound server running? (Debian/Ubuntu: `sudo apt-get install pulseaudio libasound2-plugins`)"
+    if not sys.platform.startswith("linux"):
+        server = "is a microphone connected?" if kind == "input" else "is a speaker connected?"
+    return f"{server} {ALTERNATIVES}"
 
 
 def device_name(index: int | None) -> str:

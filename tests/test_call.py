@@ -1,0 +1,536 @@
+"""`orga call` end to end against the sandbox's echo peer, and every way a call ends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import KNOWN_KEY, REPO, Sandbox, ScriptedServer, response
+from .test_models import make_jwt
+
+Scripted = Callable[[list], ScriptedServer]
+
+
+def orga(
+    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ORGA_", "PULSE_"))}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "orga_cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        if w.getnchannels() > 1:
+            data = data[:: w.getnchannels()]
+        return data.astype(np.float64), w.getframerate()
+
+
+def dominant_hz(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+
+
+def events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_echo_of_a_tone(tmp_path: Path) -> None:
+    out = tmp_path / "out.wav"
+    result = orga(
+        [
+            "call",
+            "--sandbox",
+            "--audio-in",
+            "tone:440",
+            "--record",
+            str(out),
+            "--duration",
+            "4",
+            "--no-video",
+            "--json",
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    summary = json.loads(result.stdout)
+    for key in (
+        "conversation_id",
+        "duration_s",
+        "ms_to_connected",
+        "ms_to_first_audio",
+        "packets_sent",
+        "bytes_sent",
+        "packets_received",
+        "bytes_received",
+        "loss_pct",
+        "jitter_ms",
+        "rtt_ms",
+        "ended_by",
+    ):
+        assert key in summary, key
+    assert summary["ended_by"] == "duration"
+    assert summary["conversation_id"].startswith("conv_")
+    assert 3.9 <= summary["duration_s"] <= 5
+    assert summary["packets_sent"] > 150 and summary["packets_received"] > 150
+    assert summary["ms_to_first_audio"] >= summary["ms_to_connected"] > 0
+    samples, rate = wav(out)
+    assert rate == 48000 and len(samples) > 3 * rate
+    assert rms(samples) > 1000, "the recording is silent"
+    assert abs(dominant_hz(samples, rate) - 440) <= 10
+
+
+def test_video_events_and_session_update(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    dump = tmp_path / "sdp"
+    result = orga(
+        [
+            "call",
+            "--sandbox",
+            "--audio-in",
+            "tone:300",
+            "--video-in",
+            "testsrc",
+            "--no-speaker",
+            "--events",
+            str(log),
+            "--duration",
+            "3",
+            "--dump-sdp",
+            str(dump),
+            "--json",
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    records = events(log)
+    incoming = [r["event"] for r in records if r["dir"] == "in" and "event" in r]
+    outgoing = [r["event"] for r in records if r["dir"] == "out"]
+    types = [e.get("type") for e in incoming]
+    assert "session.created" in types and "conversation.created" in types
+    created = next(e for e in incoming if e.get("type") == "session.created")
+    assert created["session"]["voice"] == "Sofía"
+    assert created["session"]["modalities"] == ["audio", "video"]
+    assert outgoing[0] == {
+        "event": "session.update",
+        "data": {
+            "model": "orga-1-beta",
+            "voice": "Sofía",
+            "temperature": 0.5,
+            "modalities": ["audio", "video"],
+        },
+    }
+    stats = [e for e in incoming if e.get("type") == "sandbox.stats"]
+    assert stats and stats[-1]["video_frames_decoded"] > 10
+    assert stats[-1]["video_size"] == "640x480"
+    assert stats[-1]["session_updates"] >= 1  # the update was not lost at channel open
+    assert all(isinstance(r["t"], float) for r in records)
+    summary = json.loads(result.stdout)
+    assert summary["video_packets_sent"] > 0 and summary["modalities"] == ["audio", "video"]
+    # --dump-sdp: the four files, no token in them
+    for name in ("offer.sdp", "answer.sdp", "request.json", "response.json"):
+        assert (dump / name).stat().st_size > 0
+    assert (dump / "offer.sdp").read_text().startswith("v=0")
+    request = json.loads((dump / "request.json").read_text())
+    assert request["params"]["modalities"] == ["audio", "video"] and request["offer"]["candidates"]
+    assert "eyJ" not in "".join((dump / n).read_text() for n in ("request.json", "response.json"))
+
+
+def test_transcripts_on_screen(tmp_path: Path) -> None:
+    burst = tmp_path / "burst.wav"
+    rate = 48000
+    t = np.arange(int(1.2 * rate)) / rate
+    speech = (np.sin(2 * np.pi * 500 * t) * 12000).astype(np.int16)
+    with wave.open(str(burst), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(
+            np.concatenate(
+                [np.zeros(rate // 2, np.int16), speech, np.zeros(rate, np.int16)]
+            ).tobytes()
+        )
+    result = orga(
+        [
+            "call",
+            "--sandbox",
+            "--audio-in",
+            str(burst),
+            "--no-video",
+            "--no-speaker",
+            "--transcribe",
+            "--duration",
+            "4.5",
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    you = [line for line in lines if " you: " in line]
+    assistant = [line for line in lines if " orga: " in line]
+    assert you and "s of speech]" in you[0]
+    assert assistant and "Echoing back" in assistant[0] and "<emotion" not in assistant[0]
+    assert "sandbox.stats" not in result.stderr  # unknown event types only with -v
+    verbose = orga(
+        [
+            "call",
+            "--sandbox",
+            "--audio-in",
+            "tone:300",
+            "--no-video",
+            "--no-speaker",
+            "--duration",
+            "1.5",
+            "-v",
+        ]
+    )
+    assert "sandbox.stats" in verbose.stderr
+
+
+def test_sigint_mid_call_keeps_valid_recordings(tmp_path: Path) -> None:
+    rec, mic = tmp_path / "rec.wav", tmp_path / "mic.wav"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orga_cli",
+            "call",
+            "--sandbox",
+            "--audio-in",
+            "tone:440",
+            "--no-video",
+            "--no-speaker",
+            "--record",
+            str(rec),
+            "--record-mic",
+            str(mic),
+            "--duration",
+            "60",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    seen = ""
+    while "phase connected" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    assert "phase connected" in seen, seen
+    time.sleep(1.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=10)
+    assert time.monotonic() - sent < 2.5
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert json.loads(stdout)["ended_by"] == "interrupt"
+    for path in (rec, mic):
+        samples, _ = wav(path)
+        assert len(samples) > 48000, path
+    assert abs(dominant_hz(wav(mic)[0], 48000) - 440) <= 10
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def token_reply() -> bytes:
+    return response(
+        200, json.dumps({"ephemeral_token": make_jwt({"exp": int(time.time()) + 60})}).encode()
+    )
+
+
+ICE_REPLY = response(200, b'{"iceServers": []}')
+
+
+def call_env(server: ScriptedServer) -> dict[str, str]:
+    return {"ORGA_API_KEY": KNOWN_KEY, "ORGA_BASE_URL": server.base_url}
+
+
+BASE_ARGS = ["call", "--audio-in", "tone:440", "--no-video", "--no-speaker", "--duration", "2"]
+
+
+@pytest.mark.parametrize(
+    ("calls_reply", "code", "fragment"),
+    [
+        (response(500, b'{"error": {"message": "media server down"}}'), 4, "media server down"),
+        (
+            response(401, b'{"error": {"message": "Invalid ephemeral token"}}'),
+            3,
+            "Invalid ephemeral token",
+        ),
+        (
+            response(
+                200, b'{"conversation_id": "c1", "answer": {"type": "answer", "sdp": "hello"}}'
+            ),
+            6,
+            "not SDP",
+        ),
+        (
+            response(
+                200,
+                json.dumps(
+                    {
+                        "conversation_id": "c1",
+                        "answer": {
+                            "type": "answer",
+                            "sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+                        },
+                    }
+                ).encode(),
+            ),
+            6,
+            "no audio section",
+        ),
+        (response(200, b'{"answer": {"type": "answer", "sdp": "v=0"}}'), 6, "no conversation_id"),
+    ],
+    ids=["500", "401", "not-sdp", "no-audio", "no-conversation-id"],
+)
+def test_calls_answer_faults(
+    scripted: Scripted, calls_reply: bytes, code: int, fragment: str
+) -> None:
+    server = scripted([token_reply(), ICE_REPLY, calls_reply])
+    result = orga(BASE_ARGS, env=call_env(server))
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("orga:")]
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def answer_then_vanish(raw: bytes) -> bytes:
+    """A real aiortc answer whose peer is closed at once: ICE checks go unanswered."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    body = json.loads(raw.partition(b"\r\n\r\n")[2])
+
+    async def make() -> str:
+        pc = RTCPeerConnection()
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=body["offer"]["sdp"], type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+
+    sdp = asyncio.run(make())
+    return response(
+        200,
+        json.dumps(
+            {"conversation_id": "c-vanished", "answer": {"type": "answer", "sdp": sdp}}
+        ).encode(),
+    )
+
+
+def test_ice_failure_names_the_candidates(scripted: Scripted) -> None:
+    server = scripted([token_reply(), ICE_REPLY, answer_then_vanish])
+    started = time.monotonic()
+    result = orga([*BASE_ARGS, "--connect-timeout", "3"], env=call_env(server))
+    assert result.returncode == 6, result.stderr
+    line = next(x for x in result.stderr.splitlines() if x.startswith("orga:"))
+    assert "ICE" in line and "local candidates: host" in line and "remote: host" in line
+    assert "orga ice --probe" in line and "--relay-only" in line
+    assert time.monotonic() - started < 20
+
+
+def test_sigint_before_connection(scripted: Scripted) -> None:
+    server = scripted([token_reply(), ICE_REPLY, None])  # /calls never answers
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
+    env.update(call_env(server))
+    rec = server.base_url  # noqa: F841 - keep the server referenced
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orga_cli", *BASE_ARGS, "--timeout", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "phase negotiating" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    time.sleep(0.3)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=10)
+    assert time.monotonic() - sent < 2.0
+    assert proc.returncode == 130
+    assert "interrupted" in stderr and "Traceback" not in stderr
+
+
+def test_expired_token_sends_nothing(scripted: Scripted) -> None:
+    server = scripted([])
+    expired = make_jwt({"exp": int(time.time()) - 30})
+    result = orga([*BASE_ARGS, "--token", expired], env={"ORGA_BASE_URL": server.base_url})
+    assert result.returncode == 2
+    assert "expired" in result.stderr and "orga token" in result.stderr
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("kind", ["missing", "garbage"])
+def test_bad_audio_in_fails_before_any_request(
+    scripted: Scripted, tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "voice.wav"
+    if kind == "garbage":
+        path.write_bytes(b"this is not audio at all" * 100)
+    server = scripted([])
+    result = orga(
+        ["call", "--audio-in", str(path), "--no-video", "--no-speaker"], env=call_env(server)
+    )
+    assert result.returncode == 5, result.stderr
+    assert str(path) in result.stderr and "Traceback" not in result.stderr
+    assert server.requests == []
+
+
+def test_bad_video_in_fails_before_any_request(scripted: Scripted, tmp_path: Path) -> None:
+    server = scripted([])
+    result = orga(
+        [
+            "call",
+            "--audio-in",
+            "tone:440",
+            "--video-in",
+            str(tmp_path / "none.mp4"),
+            "--no-speaker",
+        ],
+        env=call_env(server),
+    )
+    assert result.returncode == 5, result.stderr
+    assert server.requests == []
+
+
+def test_no_audio_devices_names_the_alternatives(scripted: Scripted) -> None:
+    # No PulseAudio for this process: PortAudio finds no device at all.
+    server = scripted([])
+    result = orga(["call", "--no-video"], env=call_env(server))
+    assert result.returncode == 5, result.stderr
+    assert "--audio-in" in result.stderr and "--no-speaker" in result.stderr
+    assert server.requests == []
+
+
+def test_portaudio_missing(cli: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libportaudio2 is installed here, so its absence is simulated: sounddevice raises OSError."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name: str, *args: object, **kwargs: object) -> object:
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    result = cli(["call", "--no-video", "--api-key", KNOWN_KEY, "--base-url", "http://127.0.0.1:9"])
+    assert result.exit_code == 5
+    assert (
+        "libportaudio2" in result.stderr
+        and "--audio-in" in result.stderr
+        and "--no-speaker" in result.stderr
+    )
+
+
+def test_unknown_voice_suggests(cli: Callable) -> None:
+    result = cli(["call", "--sandbox", "--voice", "Sofia2", "--no-video"])
+    assert result.exit_code == 2
+    assert "Sofía" in result.stderr
+
+
+def test_server_disappears_mid_call(sandbox_with: Callable[..., Sandbox], tmp_path: Path) -> None:
+    box = sandbox_with()
+    rec = tmp_path / "rec.wav"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
+    env.update(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orga_cli", *BASE_ARGS[:-1], "60", "--record", str(rec), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "phase connected" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    time.sleep(1.0)
+    box.process.kill()
+    stdout, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 6, stderr
+    assert "the server ended the call" in stderr and "recordings are kept" in stderr
+    assert json.loads(stdout)["ended_by"] == "peer"
+    assert len(wav(rec)[0]) > 24000
+
+
+def test_instructions_from_file(tmp_path: Path) -> None:
+    text = tmp_path / "prompt.txt"
+    text.write_text("Answer in rhymes.\n")
+    log = tmp_path / "ev.jsonl"
+    result = orga(
+        [
+            "call",
+            "--sandbox",
+            "--audio-in",
+            "tone:300",
+            "--no-video",
+            "--no-speaker",
+            "--duration",
+            "1.5",
+            "--instructions",
+            f"@{text}",
+            "--voice",
+            "ethan",
+            "--temperature",
+            "0.2",
+            "--events",
+            str(log),
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    created = next(
+        r["event"] for r in events(log) if r.get("event", {}).get("type") == "session.created"
+    )
+    assert created["session"]["instructions"] == "Answer in rhymes."
+    assert created["session"]["voice"] == "Ethan" and created["session"]["temperature"] == 0.2
+
+
+def test_sandbox_main_job_runs_headless() -> None:
+    """The README's first command: on a machine with no sound card, no camera."""
+    result = orga(["call", "--sandbox", "--duration", "2"])
+    assert result.returncode == 0, result.stderr
+    assert (
+        "no microphone" in result.stderr
+        and "no speaker" in result.stderr
+        and "no camera" in result.stderr
+    )
+    assert "call ended (duration)" in result.stderr
+
+
+def test_readme_main_command_is_the_sandbox_call() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert "orga call --sandbox" in readme

@@ -1,0 +1,129 @@
+"""The real PortAudio path: PulseAudio null sinks as the microphone and the speaker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import Pulse
+from .test_call import dominant_hz, rms, wav
+
+pytestmark = pytest.mark.devices
+
+
+def tone_file(path: Path, hz: float, seconds: float, amplitude: float = 0.5) -> Path:
+    rate = 48000
+    t = np.arange(int(seconds * rate)) / rate
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.sin(2 * np.pi * hz * t) * amplitude * 32767).astype(np.int16).tobytes())
+    return path
+
+
+def orga_env(pulse: Pulse) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORGA_", "PULSE_"))}
+    env.update(pulse.env)
+    return env
+
+
+def test_devices_lists_pulse(pulse: Pulse) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "orga_cli", "devices", "--json"],
+        capture_output=True,
+        text=True,
+        env=orga_env(pulse),
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    devices = json.loads(out.stdout)
+    assert any(d["default_input"] for d in devices) and any(d["default_output"] for d in devices)
+    assert all(
+        {"index", "name", "hostapi", "max_input_channels", "default_samplerate"} <= set(d)
+        for d in devices
+    )
+
+
+def test_echo_through_the_sound_card(pulse: Pulse, tmp_path: Path) -> None:
+    """A tone played into the virtual mic comes back, echoed by the sandbox, on the virtual speaker."""
+    player = pulse.play(tone_file(tmp_path / "tone.wav", 660, 9))
+    recording = tmp_path / "speaker.wav"
+    recorder = pulse.record(recording)
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "orga_cli",
+                "call",
+                "--sandbox",
+                "--no-video",
+                "--duration",
+                "5",
+                "--json",
+                "--record-mic",
+                str(tmp_path / "mic.wav"),
+            ],
+            capture_output=True,
+            text=True,
+            env=orga_env(pulse),
+            timeout=60,
+        )
+    finally:
+        time.sleep(0.3)
+        recorder.terminate()
+        recorder.wait(5)
+        player.terminate()
+        player.wait(5)
+    assert result.returncode == 0, result.stderr
+    assert "no microphone" not in result.stderr and "no speaker" not in result.stderr
+    mic, rate = wav(tmp_path / "mic.wav")
+    assert rms(mic) > 1000 and abs(dominant_hz(mic, rate) - 660) <= 10
+    heard, rate = wav(recording)
+    assert rms(heard) > 300, "nothing reached the virtual speaker"
+    assert abs(dominant_hz(heard, rate) - 660) <= 10
+    summary = json.loads(result.stdout)
+    assert summary["playout_underruns"] is not None
+
+
+def test_sound_server_vanishing_mid_call(pulse: Pulse, tmp_path: Path) -> None:
+    """The sound server dies mid-call (mic and speaker gone): warnings, and the call goes on with silence."""
+    env = orga_env(pulse)
+    rec = tmp_path / "rec.wav"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orga_cli",
+            "call",
+            "--sandbox",
+            "--no-video",
+            "--duration",
+            "7",
+            "--json",
+            "--record",
+            str(rec),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(3.5)
+    pulse.kill()
+    stdout, stderr = proc.communicate(timeout=40)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["ended_by"] == "duration" and summary["duration_s"] >= 6.9
+    assert "Traceback" not in stderr
+    assert "the microphone stopped delivering audio; sending silence" in stderr, stderr[-2000:]
+    assert len(wav(rec)[0]) > 5 * 48000  # the call and its recording went on
