@@ -26,7 +26,7 @@ from pathlib import Path
 KEY = "sk_orga_ai_bench_0123456789abcdef"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-BASELINE = r'''
+BASELINE = r"""
 import asyncio, json, os, sys, time
 def start():
     with open("/proc/self/stat", "rb") as fh:
@@ -64,13 +64,15 @@ async def main(base, key):
         print(json.dumps({"ms_to_connected": round((connected - T0) * 1000), "ms_to_first_audio": round((audio - T0) * 1000)}))
         await pc.close()
 asyncio.run(main(sys.argv[1], sys.argv[2]))
-'''
+"""
 
 
 def start_serve() -> tuple[subprocess.Popen[str], str]:
     serve = subprocess.Popen(
         [sys.executable, "-m", "orga_cli", "serve", "--api-key", KEY],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert serve.stdout is not None
     if not select.select([serve.stdout], [], [], 20)[0]:
@@ -85,7 +87,17 @@ def client_env(base: str) -> dict[str, str]:
 
 
 def orga_call(base: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "orga_cli", "call", "--audio-in", "tone:440", "--no-speaker", "--json", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "orga_cli",
+        "call",
+        "--audio-in",
+        "tone:440",
+        "--no-speaker",
+        "--json",
+        *extra,
+    ]
 
 
 def connect(runs: int) -> dict[str, object]:
@@ -96,11 +108,21 @@ def connect(runs: int) -> dict[str, object]:
     theirs: list[dict[str, int]] = []
     try:
         for _ in range(runs):
-            out = subprocess.run(orga_call(base, "--no-video", "--duration", "0.5"), capture_output=True,
-                                 text=True, env=client_env(base), timeout=60)
+            out = subprocess.run(
+                orga_call(base, "--no-video", "--duration", "0.5"),
+                capture_output=True,
+                text=True,
+                env=client_env(base),
+                timeout=60,
+            )
             ours.append(json.loads(out.stdout))
-            out = subprocess.run([sys.executable, str(script), base, KEY], capture_output=True, text=True,
-                                 env=client_env(base), timeout=60)
+            out = subprocess.run(
+                [sys.executable, str(script), base, KEY],
+                capture_output=True,
+                text=True,
+                env=client_env(base),
+                timeout=60,
+            )
             theirs.append(json.loads(out.stdout))
     finally:
         serve.terminate()
@@ -140,8 +162,13 @@ def proc_rss_mb(pid: int, key: str = "VmRSS") -> float:
 
 def measure(base: str, seconds: float, *extra: str, sample_every: float = 5.0) -> dict[str, object]:
     """CPU share and memory of one `orga call`, from the moment it is connected."""
-    proc = subprocess.Popen(orga_call(base, "--duration", str(seconds), *extra), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=client_env(base))
+    proc = subprocess.Popen(
+        orga_call(base, "--duration", str(seconds), *extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=client_env(base),
+    )
     assert proc.stderr is not None
     line = ""
     while "phase connected" not in line:

@@ -105,11 +105,14 @@ class PlayoutBuffer:
     """A small, bounded FIFO of int16 samples between the network and the sound card.
 
     The producer (the event loop) pushes decoded audio; the consumer (PortAudio's
-    thread) pulls exactly what the device asks for. Above ``high`` samples the
-    oldest audio is dropped (delay must not grow); an underrun yields silence.
+    thread) pulls exactly what the device asks for. Playback starts once
+    ``target`` is buffered; when a push would go above ``high`` (the device runs
+    slower than the sender, or a burst arrived) the oldest audio is dropped down
+    to ``target``, so that the delay stays between the two; an underrun yields
+    silence and waits for ``target`` again.
     """
 
-    def __init__(self, channels: int, rate: int, target_ms: int = 60, high_ms: int = 100) -> None:
+    def __init__(self, channels: int, rate: int, target_ms: int = 40, high_ms: int = 80) -> None:
         self.channels = channels
         self.rate = rate
         self.target = rate * target_ms // 1000
@@ -126,15 +129,16 @@ class PlayoutBuffer:
         block = samples.reshape(-1, self.channels)
         with self._lock:
             n = block.shape[0]
-            if n >= self.high:
-                block = block[-self.high :]
+            if n > self.high:
                 self.dropped += n - self.high
-                n = self.high
-            overflow = self._len + n - self.high
-            if overflow > 0:
-                self._buf[: self._len - overflow] = self._buf[overflow : self._len]
-                self._len -= overflow
-                self.dropped += overflow
+                block, n = block[-self.high :], self.high
+            if self._len + n > self.high:
+                # Drop the oldest audio so that what remains is about `target` long.
+                keep = max(0, self.target - n)
+                drop = max(0, self._len - keep)
+                self._buf[: self._len - drop] = self._buf[drop : self._len]
+                self._len -= drop
+                self.dropped += drop
             self._buf[self._len : self._len + n] = block
             self._len += n
             if self._len >= self.target:

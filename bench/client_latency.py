@@ -1,0 +1,198 @@
+"""The latency `orga call` adds: capture -> send and receive -> playout, with a click train.
+
+A private PulseAudio daemon provides a virtual microphone and speaker (null sinks);
+a click every 0.5 s is played into the microphone; the call goes to `orga serve`
+(echo delay 0.3 s) on loopback. Each click is timed at four points of the client:
+when its sample was captured (PortAudio's ADC time), when its frame was handed to
+the encoder, when the echoed frame arrived from the network, and when its sample
+reaches the speaker's DAC (PortAudio's DAC time). The sandbox and the network lie
+between the second and third points, so they are not counted.
+
+Reported: medians of each part, their sum (target <= 60 ms), and in the same run
+the latencies PortAudio reports for the two devices, the floor of any client.
+
+    python bench/client_latency.py [--seconds 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+KEY = "sk_orga_ai_bench_0123456789abcdef"
+CLICK_EVERY = 0.5
+THRESHOLD = 6000
+
+
+def start_pulse(runtime: Path) -> subprocess.Popen[bytes]:
+    sock = runtime / "native"
+    config = runtime / "default.pa"
+    config.write_text(
+        f"load-module module-native-protocol-unix auth-anonymous=1 socket={sock}\n"
+        "load-module module-null-sink sink_name=speaker rate=48000 channels=2\n"
+        "load-module module-null-sink sink_name=mic rate=48000 channels=1\n"
+        "set-default-sink speaker\nset-default-source mic.monitor\n"
+    )
+    os.environ.update(
+        PULSE_RUNTIME_PATH=str(runtime), PULSE_SERVER=f"unix:{sock}", HOME=str(runtime)
+    )
+    proc = subprocess.Popen(
+        ["pulseaudio", "-n", "-F", str(config), "--exit-idle-time=-1", "--daemonize=no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if subprocess.run(["pactl", "info"], capture_output=True).returncode == 0:
+            return proc
+        time.sleep(0.1)
+    raise SystemExit("PulseAudio did not start")
+
+
+def click_train(path: Path, seconds: float) -> None:
+    rate = 48000
+    data = np.zeros(int(seconds * rate), np.int16)
+    burst = (np.hanning(96) * 20000).astype(np.int16)
+    for start in np.arange(0.25, seconds - 0.1, CLICK_EVERY):
+        i = int(start * rate)
+        data[i : i + burst.size] = burst
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(data.tobytes())
+
+
+class Onsets:
+    """Times of click onsets seen by one stage (a new click: loud after 0.2 s of quiet)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._last = -10.0
+
+    def feed(self, samples: np.ndarray, start_time: float, rate: int = 48000) -> None:
+        loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > THRESHOLD)
+        if loud.size == 0:
+            return
+        at = start_time + loud[0] / rate
+        if at - self._last > 0.2:
+            self.times.append(at)
+        self._last = start_time + loud[-1] / rate
+
+
+async def run(seconds: float, base_url: str) -> dict[str, Any]:
+    from orga_cli.api import OrgaClient
+    from orga_cli.media.devices import MicrophoneSource, Speaker
+    from orga_cli.media.sources import AudioSourceTrack
+    from orga_cli.session import CallOptions, CallParams, CallSession
+
+    captured, sent, received, played = Onsets(), Onsets(), Onsets(), Onsets()
+    dac_ahead: list[float] = []
+    buffered: list[float] = []
+
+    class TimedMic(MicrophoneSource):
+        def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+            # monotonic time of the block's first sample at the ADC
+            age = time_info.currentTime - time_info.inputBufferAdcTime
+            captured.feed(indata[:, 0], time.monotonic() - age)
+            super()._callback(indata, frames, time_info, status)
+
+    class TimedSpeaker(Speaker):
+        def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+            super()._callback(outdata, frames, time_info, status)
+            ahead = time_info.outputBufferDacTime - time_info.currentTime
+            before = len(played.times)
+            played.feed(outdata[:, 0], time.monotonic() + ahead)
+            if len(played.times) > before:
+                dac_ahead.append(1000 * ahead)
+                buffered.append(self.buffer.buffered_ms + 1000 * frames / 48000)
+
+    mic = TimedMic(None)
+    speaker = TimedSpeaker(None)
+    track = AudioSourceTrack(mic)
+    track.taps.append(lambda block: sent.feed(block, time.monotonic()))
+
+    def remote(samples: np.ndarray) -> None:
+        received.feed(samples, time.monotonic() - samples.size / 48000)
+        speaker.play(samples)
+
+    async with OrgaClient(base_url, KEY) as client:
+        session = CallSession(
+            client, track, None, CallParams(), CallOptions(), on_remote_audio=remote
+        )
+        await session.start()
+        await asyncio.sleep(seconds)
+        await session.close()
+    speaker.close()
+    n = min(len(captured.times), len(sent.times), len(received.times), len(played.times))
+    if n < 5:
+        raise SystemExit(
+            f"too few clicks made it through: {[len(o.times) for o in (captured, sent, received, played)]}"
+        )
+    up = [1000 * (s - c) for c, s in zip(captured.times[:n], sent.times[:n])]
+    down = [1000 * (p - r) for r, p in zip(received.times[:n], played.times[:n])]
+    up_m, down_m = statistics.median(up), statistics.median(down)
+    return {
+        "clicks": n,
+        "capture_to_send_ms_median": round(up_m, 1),
+        "receive_to_playout_ms_median": round(down_m, 1),
+        "client_added_ms_median": round(up_m + down_m, 1),
+        "target_ms": 60,
+        "playout_buffer_ms_median_at_click": round(statistics.median(buffered), 1),
+        "dac_ahead_ms_median_at_click": round(statistics.median(dac_ahead), 1),
+        "playout_dropped_ms": round(1000 * speaker.buffer.dropped / 48000),
+        "playout_underruns": speaker.buffer.underruns,
+        "portaudio_input_latency_ms": round(1000 * mic.latency, 1),
+        "portaudio_output_latency_ms": round(1000 * speaker.latency, 1),
+        "ok": bool(up_m + down_m <= 60),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=12)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = Path(tmp)
+        pulse = start_pulse(runtime)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "orga_cli", "serve", "--api-key", KEY, "--echo-delay", "0.3"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            assert serve.stdout is not None
+            if not select.select([serve.stdout], [], [], 20)[0]:
+                raise SystemExit("orga serve did not start")
+            base = serve.stdout.readline().strip()
+            clicks = runtime / "clicks.wav"
+            click_train(clicks, args.seconds + 5)
+            player = subprocess.Popen(["paplay", "--device=mic", str(clicks)])
+            try:
+                report = asyncio.run(run(args.seconds, base))
+            finally:
+                player.terminate()
+            print(json.dumps(report, indent=2))
+        finally:
+            serve.terminate()
+            serve.wait(10)
+            pulse.terminate()
+            pulse.wait(10)
+
+
+if __name__ == "__main__":
+    main()
