@@ -67,6 +67,39 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
+BASELINE_CPU = r"""
+import asyncio, sys, time, fractions, numpy as np, httpx, av
+from aiortc import RTCPeerConnection, RTCSessionDescription, RTCConfiguration, MediaStreamTrack
+class Tone(MediaStreamTrack):
+    kind="audio"
+    def __init__(s): super().__init__(); s.n=0; s.t0=None
+    async def recv(s):
+        if s.t0 is None: s.t0=time.monotonic()
+        w=s.t0+s.n/48000-time.monotonic()
+        if w>0: await asyncio.sleep(w)
+        t=np.arange(s.n,s.n+960)/48000; d=(np.sin(2*np.pi*440*t)*9000).astype(np.int16)
+        f=av.AudioFrame.from_ndarray(d.reshape(1,-1),format="s16",layout="mono"); f.sample_rate=48000; f.pts=s.n; f.time_base=fractions.Fraction(1,48000); s.n+=960; return f
+async def main(base,key,secs):
+    async with httpx.AsyncClient(base_url=base) as c:
+        tok=(await c.post("/v1/realtime/client-secrets",headers={"Authorization":"Bearer "+key})).json()["ephemeral_token"]
+        pc=RTCPeerConnection(RTCConfiguration(iceServers=[])); pc.addTransceiver(Tone(),direction="sendrecv"); pc.createDataChannel("orga-realtime-client-events")
+        @pc.on("track")
+        def on(track):
+            async def r():
+                while True: await track.recv()
+            asyncio.ensure_future(r())
+        await pc.setLocalDescription(await pc.createOffer())
+        r=await c.post("/v1/realtime/calls",headers={"Authorization":"Bearer "+tok},json={"offer":{"sdp":pc.localDescription.sdp,"type":"offer"}})
+        await pc.setRemoteDescription(RTCSessionDescription(**r.json()["answer"]))
+        while pc.connectionState!="connected": await asyncio.sleep(0.01)
+        import os; t0=time.monotonic(); c0=sum(os.times()[:2])
+        await asyncio.sleep(secs)
+        print("minimal aiortc CPU %:", round(100*(sum(os.times()[:2])-c0)/(time.monotonic()-t0),1))
+        await pc.close()
+asyncio.run(main(sys.argv[1],sys.argv[2],float(sys.argv[3])))
+"""
+
+
 def start_serve() -> tuple[subprocess.Popen[str], str]:
     serve = subprocess.Popen(
         [sys.executable, "-m", "orga_cli", "serve", "--api-key", KEY],
@@ -193,7 +226,17 @@ def measure(base: str, seconds: float, *extra: str, sample_every: float = 5.0) -
 
 def cpu(seconds: float) -> dict[str, object]:
     serve, base = start_serve()
+    script = Path(os.environ.get("TMPDIR", "/tmp")) / "orga_bench_min_cpu.py"
+    script.write_text(BASELINE_CPU)
     try:
+        out = subprocess.run(
+            [sys.executable, str(script), base, KEY, str(seconds)],
+            capture_output=True,
+            text=True,
+            env=client_env(base),
+            timeout=seconds + 60,
+        )
+        baseline = float(out.stdout.rsplit(":", 1)[1])
         audio = measure(base, seconds, "--no-video")
         video = measure(base, seconds, "--video-in", "testsrc", "--video-quality", "low")
     finally:
@@ -202,7 +245,9 @@ def cpu(seconds: float) -> dict[str, object]:
     for row in (audio, video):
         row.pop("rss_samples_mb")
     return {
+        "minimal_aiortc_tone_call_cpu_pct": baseline,
         "audio_only": audio,
+        "audio_ratio_to_minimal": round(audio["cpu_pct_of_one_core"] / baseline, 2),  # type: ignore[operator]
         "video_640x480_24fps": video,
         "targets": {"audio_cpu_pct": 10, "video_cpu_pct": 60, "rss_mb": 200},
         "ok": audio["cpu_pct_of_one_core"] <= 10  # type: ignore[operator]

@@ -142,8 +142,8 @@ async def run(seconds: float, base_url: str) -> dict[str, Any]:
         raise SystemExit(
             f"too few clicks made it through: {[len(o.times) for o in (captured, sent, received, played)]}"
         )
-    up = [1000 * (s - c) for c, s in zip(captured.times[:n], sent.times[:n])]
-    down = [1000 * (p - r) for r, p in zip(received.times[:n], played.times[:n])]
+    up = [1000 * (s - c) for c, s in zip(captured.times[:n], sent.times[:n], strict=True)]
+    down = [1000 * (p - r) for r, p in zip(received.times[:n], played.times[:n], strict=True)]
     up_m, down_m = statistics.median(up), statistics.median(down)
     return {
         "clicks": n,

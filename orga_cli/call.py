@@ -320,6 +320,7 @@ class CallRunner:
         session = self.session
         assert session is not None and self.ui is not None
         deadline = None if self.req.duration is None else time.monotonic() + self.req.duration
+        next_stats = 0.0
         while not session.ended.is_set():
             timeout = 0.25
             if deadline is not None:
@@ -330,7 +331,9 @@ class CallRunner:
                 timeout = min(timeout, left)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(session.ended.wait(), timeout)
-            await self._update_stats()
+            if time.monotonic() >= next_stats:  # getStats is not free: once a second
+                next_stats = time.monotonic() + 1.0
+                await self._update_stats()
             self.ui.refresh()
         self.ended_by = session.end_reason or "error"
 
