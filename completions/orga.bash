@@ -51,6 +51,9 @@ _orga() {
         "ice")
             case "$prev" in
                 --token|-t) return ;;
+                --server) return ;;
+                --username) return ;;
+                --credential) return ;;
                 --email) return ;;
                 --api-key) return ;;
                 --base-url) return ;;
@@ -58,7 +61,7 @@ _orga() {
                 --timeout) return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W '--token -t --json --email --api-key --base-url --profile -p --timeout --insecure-http --verbose -v --debug --help -h' -- "$cur"))
+                COMPREPLY=($(compgen -W '--token -t --json --probe --server --username --credential --email --api-key --base-url --profile -p --timeout --insecure-http --verbose -v --debug --help -h' -- "$cur"))
             fi
             ;;
         "voices")

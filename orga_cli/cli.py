@@ -336,40 +336,101 @@ def ice(
     ] = None,
     json_out: Annotated[
         bool,
-        typer.Option("--json", help='Print {"iceServers": [...]} for an RTCPeerConnection.'),
+        typer.Option(
+            "--json",
+            help='Print {"iceServers": [...]} for an RTCPeerConnection (with --probe: the results).',
+        ),
     ] = False,
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe", help="Check every server: DNS, STUN Binding, TURN Allocate per transport."
+        ),
+    ] = False,
+    server: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--server",
+            metavar="URL",
+            help="With --probe: probe this stun:/turn:/turns: URL instead of the API's (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    username: Annotated[
+        str | None,
+        typer.Option("--username", help="TURN username for --server.", show_default=False),
+    ] = None,
+    credential: Annotated[
+        str | None,
+        typer.Option("--credential", help="TURN credential for --server.", show_default=False),
+    ] = None,
     email: EmailOpt = None,
     api_key: ApiKeyOpt = None,
     base_url: BaseUrlOpt = None,
     profile: ProfileOpt = None,
-    timeout: TimeoutOpt = 10.0,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            help="Seconds for each HTTP request [default: 10], or for the whole probe [default: 5].",
+            show_default=False,
+        ),
+    ] = None,
     insecure_http: InsecureOpt = False,
     verbose: VerboseOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
-    """Fetch the ICE servers (STUN/TURN) for a session.
+    """Fetch the ICE servers (STUN/TURN) for a session, or probe them with --probe.
 
     The table masks TURN credentials; --json includes them, since that is what
-    a peer connection needs.
+    a peer connection needs. --probe exits 0 when a relay address (or, with no
+    TURN server, a server-reflexive one) was obtained, else 6, with a diagnosis.
     """
     setup(verbose, debug)
     from . import render
 
-    def fetch() -> None:
-        settings = _settings(api_key, base_url, email, profile)
-        given = read_stdin_value("token") if token_opt == "-" else token_opt
-        with _client(settings, timeout, insecure_http) as client:
-            if given:
-                use: Any = given
-            else:
-                use = client.create_token(email=settings.value("email"))
-            servers = client.ice_servers(use)
-        if json_out:
-            render.emit_json({"iceServers": [s.to_json() for s in servers]})
-        else:
-            render.ice_table(servers)
+    def fetch() -> int:
+        from .models import IceServer
 
-    run(fetch)
+        servers: list[IceServer]
+        if server:
+            if not probe:
+                raise UsageError("--server goes with --probe")
+            servers = [IceServer((url,), username, credential) for url in server]
+        else:
+            settings = _settings(api_key, base_url, email, profile)
+            given = read_stdin_value("token") if token_opt == "-" else token_opt
+            with _client(settings, timeout or 10.0, insecure_http) as client:
+                use: Any = given if given else client.create_token(email=settings.value("email"))
+                servers = client.ice_servers(use)
+        if not probe:
+            if json_out:
+                render.emit_json({"iceServers": [s.to_json() for s in servers]})
+            else:
+                render.ice_table(servers)
+            return 0
+        import asyncio
+
+        from .probe import probe_servers, verdict
+
+        results = asyncio.run(probe_servers(servers, timeout or 5.0))
+        usable, diagnosis = verdict(results)
+        if json_out:
+            render.emit_json([r.to_json() for r in results])
+        else:
+            render.probe_table(results)
+        if usable:
+            render.note(diagnosis)
+            return 0
+        from .errors import CallError
+
+        render.error(CallError(diagnosis))
+        return int(ExitCode.CALL)
+
+    code = run(fetch)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -140,6 +140,36 @@ def ice_table(servers: Sequence[IceServer]) -> None:
     out_console().print(table)
 
 
+def probe_table(results: Sequence[Any]) -> None:
+    from rich.table import Table
+
+    if not results:
+        return
+    table = Table(header_style="bold")
+    table.add_column("URL", overflow="fold")
+    for col in ("DNS", "STUN (reflexive, RTT)", "TURN (relay, time)"):
+        table.add_column(col, overflow="fold")
+
+    def step(ok: bool, good: str, error: str | None) -> str:
+        return f"[green]{good}[/]" if ok else f"[red]{_escape(error or 'failed')}[/]"
+
+    def took(ms: float | None) -> str:
+        return "" if ms is None else f" ({ms:.0f} ms)"
+
+    for r in results:
+        dns = step(r.dns.ok, f"{', '.join(r.dns.addresses)}{took(r.dns.ms)}", r.dns.error)
+        stun = (
+            ""
+            if r.stun is None
+            else step(r.stun.ok, f"{r.stun.address}{took(r.stun.ms)}", r.stun.error)
+        )
+        turns = "\n".join(
+            f"{t.transport}: " + step(t.ok, f"{t.relay}{took(t.ms)}", t.error) for t in r.turn
+        )
+        table.add_row(_escape(r.url), dns, stun, turns)
+    out_console().print(table)
+
+
 def voices_table(voices: Iterable[Voice]) -> None:
     from rich.table import Table
 

@@ -402,3 +402,68 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pulse]:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# --------------------------------------------------------------------------- coturn
+
+TURN_USER, TURN_PASSWORD = "orga", "turn-secret-credential"
+
+
+@dataclass
+class Turn:
+    port: int
+    url: str  # turn:127.0.0.1:PORT
+    log: Path
+
+
+@pytest.fixture
+def coturn(tmp_path: Path) -> Iterator[Turn]:
+    """A real TURN server (coturn) on loopback with a static user and a loopback relay range."""
+    import shutil
+
+    if not shutil.which("turnserver"):
+        reason = "coturn is not installed (Debian: coturn)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    port = free_port()
+    log = tmp_path / "turn.log"
+    relay_base = 40000 + (port % 200) * 100
+    proc = subprocess.Popen(
+        [
+            "turnserver",
+            "-n",
+            "--listening-ip=127.0.0.1",
+            f"--listening-port={port}",
+            "--relay-ip=127.0.0.1",
+            f"--min-port={relay_base}",
+            f"--max-port={relay_base + 99}",
+            "--lt-cred-mech",
+            f"--user={TURN_USER}:{TURN_PASSWORD}",
+            "--realm=orga.test",
+            "--no-tls",
+            "--no-dtls",
+            "--no-cli",
+            "--allow-loopback-peers",
+            "--fingerprint",
+            "--log-file=stdout",
+            "--simple-log",
+            f"--pidfile={tmp_path / 'turn.pid'}",
+        ],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    try:
+        yield Turn(port, f"turn:127.0.0.1:{port}", log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,0 +1,173 @@
+"""`orga ice --probe` and relay-only calls against a real TURN server (coturn) on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from .conftest import TURN_PASSWORD, TURN_USER, Result, Sandbox, Turn
+
+pytestmark = pytest.mark.turn
+Cli = Callable[..., Result]
+
+
+def test_probe_finds_a_relay(cli: Cli, coturn: Turn) -> None:
+    result = cli(
+        [
+            "ice",
+            "--probe",
+            "--json",
+            "--server",
+            coturn.url,
+            "--username",
+            TURN_USER,
+            "--credential",
+            TURN_PASSWORD,
+        ]
+    )
+    assert result.exit_code == 0, result.stderr
+    [probe] = json.loads(result.stdout)
+    assert probe["dns"]["ok"] and probe["dns"]["addresses"] == ["127.0.0.1"]
+    assert probe["stun"]["ok"] and probe["stun"]["address"].startswith("127.0.0.1:")
+    assert probe["stun"]["ms"] >= 0
+    by_transport = {t["transport"]: t for t in probe["turn"]}
+    assert set(by_transport) == {"udp", "tcp"}
+    for turn in by_transport.values():
+        assert turn["ok"] and turn["relay"].startswith("127.0.0.1:") and turn["ms"] > 0
+    assert "TURN works over TCP, UDP" in result.stderr
+    assert TURN_PASSWORD not in result.stdout + result.stderr
+
+
+def test_probe_wrong_password(cli: Cli, coturn: Turn) -> None:
+    result = cli(
+        [
+            "ice",
+            "--probe",
+            "--server",
+            coturn.url,
+            "--username",
+            TURN_USER,
+            "--credential",
+            "wrong-one",
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 6
+    assert "401" in result.stdout and "wrong credentials" in result.stdout
+    line = [x for x in result.stderr.splitlines() if x.startswith("orga:")]
+    assert line and "refused the credentials (401)" in line[0]
+
+
+def test_unreachable_server_ends_within_the_bound(cli: Cli, coturn: Turn) -> None:
+    started = time.monotonic()
+    result = cli(
+        [
+            "ice",
+            "--probe",
+            "--json",
+            "--timeout",
+            "1.5",
+            "--server",
+            coturn.url,
+            "--server",
+            "turn:127.0.0.3:3478?transport=udp",
+            "--username",
+            TURN_USER,
+            "--credential",
+            TURN_PASSWORD,
+        ]
+    )
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.5 + 1.0  # the bound, plus process-free overhead of an in-process run
+    assert result.exit_code == 0  # one server still gives a relay
+    results = json.loads(result.stdout)
+    dead = next(r for r in results if "127.0.0.3" in r["url"])
+    assert dead["turn"][0]["error"] == "timeout" and dead["stun"]["error"] == "timeout"
+    assert "no relay from turn:127.0.0.3:3478?transport=udp" in result.stderr
+
+
+def test_probe_uses_the_api_servers(
+    cli: Cli, coturn: Turn, sandbox_with: Callable[..., Sandbox]
+) -> None:
+    box = sandbox_with(
+        "--ice-server", coturn.url, "--ice-username", TURN_USER, "--ice-credential", TURN_PASSWORD
+    )
+    result = cli(
+        ["ice", "--probe", "--json"],
+        env={"ORGA_API_KEY": box.api_key, "ORGA_BASE_URL": box.base_url},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert all(t["ok"] for t in json.loads(result.stdout)[0]["turn"])
+
+
+def test_no_servers_at_all(cli: Cli, sandbox: Sandbox) -> None:
+    result = cli(
+        ["ice", "--probe"], env={"ORGA_API_KEY": sandbox.api_key, "ORGA_BASE_URL": sandbox.base_url}
+    )
+    assert result.exit_code == 6
+    assert "no ICE servers configured" in result.stderr
+
+
+def test_relay_only_call_through_coturn(coturn: Turn, sandbox_with: Callable[..., Sandbox]) -> None:
+    box = sandbox_with(
+        "--ice-server", coturn.url, "--ice-username", TURN_USER, "--ice-credential", TURN_PASSWORD
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
+    env.update(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orga_cli",
+            "call",
+            "--relay-only",
+            "--audio-in",
+            "tone:440",
+            "--no-video",
+            "--no-speaker",
+            "--duration",
+            "3",
+            "--json",
+            "-v",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["local_candidate"].startswith("relay ")
+    assert summary["packets_received"] > 100
+    assert f"using TURN {coturn.url}" in out.stderr
+    assert TURN_PASSWORD not in out.stderr + out.stdout
+
+
+def test_relay_only_without_turn_is_refused(sandbox: Sandbox) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
+    env.update(ORGA_API_KEY=sandbox.api_key, ORGA_BASE_URL=sandbox.base_url)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orga_cli",
+            "call",
+            "--relay-only",
+            "--audio-in",
+            "tone:440",
+            "--no-video",
+            "--no-speaker",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 6
+    assert "--relay-only needs a TURN server" in out.stderr
