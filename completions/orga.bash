@@ -15,6 +15,7 @@ _orga() {
             " serve") path="serve" ;;
             " devices") path="devices" ;;
             " call") path="call" ;;
+            " sdp") path="sdp" ;;
             " completions") path="completions" ;;
             " config") path="config" ;;
             "config set") path="config set" ;;
@@ -32,7 +33,7 @@ _orga() {
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W '--version --help -h' -- "$cur"))
             else
-                COMPREPLY=($(compgen -W 'token ice voices serve devices call completions config' -- "$cur"))
+                COMPREPLY=($(compgen -W 'token ice voices serve devices call sdp completions config' -- "$cur"))
             fi
             ;;
         "token")
@@ -131,6 +132,15 @@ _orga() {
             esac
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W '--sandbox --token -t --voice --model --temperature --instructions --transcribe --no-history --audio-in --input-device --video-in --no-video --camera --video-quality --output-device --no-speaker --record --record-mic --events --duration --json --ice-timeout --ice-server --ice-username --ice-credential --relay-only --connect-timeout --dump-sdp --sandbox-reply --sandbox-save-received --email --api-key --base-url --profile -p --timeout --insecure-http --verbose -v --debug --help -h' -- "$cur"))
+            fi
+            ;;
+        "sdp")
+            case "$prev" in
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W '--json --debug --help -h' -- "$cur"))
+            else
+                COMPREPLY=($(compgen -f -- "$cur"))
             fi
             ;;
         "completions")

@@ -6,6 +6,7 @@ complete -c orga -n '__fish_use_subcommand' -a voices -d 'List the voices the mo
 complete -c orga -n '__fish_use_subcommand' -a serve -d 'Run an Orga-compatible API server on loopback, for offline use and tests.'
 complete -c orga -n '__fish_use_subcommand' -a devices -d 'List audio input and output devices (PortAudio), the defaults marked.'
 complete -c orga -n '__fish_use_subcommand' -a call -d 'Talk to the model: microphone and camera up, its voice down, the conversation on screen.'
+complete -c orga -n '__fish_use_subcommand' -a sdp -d 'Show an SDP'\''s structure; given an offer and an answer, pair them and warn.'
 complete -c orga -n '__fish_use_subcommand' -a completions -d 'Print a completion script for SHELL (the same as completions/ in the repo).'
 complete -c orga -n '__fish_use_subcommand' -a config -d 'Read and write config profiles (base_url, api_key, email).'
 complete -c orga -n '__fish_use_subcommand' -l version -d 'Print the version.'
@@ -98,6 +99,10 @@ complete -c orga -n '__fish_seen_subcommand_from call' -l insecure-http -d 'Allo
 complete -c orga -n '__fish_seen_subcommand_from call' -l verbose -s v -d 'Log each request and response (secrets masked).'
 complete -c orga -n '__fish_seen_subcommand_from call' -l debug -d 'Show tracebacks on errors.'
 complete -c orga -n '__fish_seen_subcommand_from call' -l help -s h -d 'Show this message and exit.'
+complete -c orga -n '__fish_seen_subcommand_from sdp' -l json -d 'Print JSON on stdout.'
+complete -c orga -n '__fish_seen_subcommand_from sdp' -l debug -d 'Show tracebacks on errors.'
+complete -c orga -n '__fish_seen_subcommand_from sdp' -l help -s h -d 'Show this message and exit.'
+complete -c orga -n '__fish_seen_subcommand_from sdp' -F
 complete -c orga -n '__fish_seen_subcommand_from completions' -l help -s h -d 'Show this message and exit.'
 complete -c orga -n '__fish_seen_subcommand_from completions' -a 'bash zsh fish'
 complete -c orga -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from set get unset list path use' -a set -d 'Set KEY in a profile (the active one unless --profile).'
