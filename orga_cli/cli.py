@@ -1112,12 +1112,13 @@ def sdp(
                 {"offer": offer.to_json(), "answer": answer.to_json(), "pairing": pairing.to_json()}
             )
             return
-        lines = (
-            describe(offer, f"offer: {first}")
-            + [""]
-            + describe(answer, f"answer: {second}")
-            + ["", "pairing"]
-        )
+        lines = [
+            *describe(offer, f"offer: {first}"),
+            "",
+            *describe(answer, f"answer: {second}"),
+            "",
+            "pairing",
+        ]
         for item in pairing.media:
             lines.append(
                 f"  m-line {item.index} {item.kind} mid {item.mid or '-'}: {item.offer_direction} -> "
