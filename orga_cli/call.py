@@ -59,6 +59,9 @@ class CallRequest:
     video_quality: str = "low"
     output_device: str | None = None
     no_speaker: bool = False
+    aec: bool | None = None  # None: on for a real microphone; True: forced (--aec); False: --no-aec
+    ns: bool = True
+    agc: bool = True
     record: Path | None = None
     record_mic: Path | None = None
     events: Path | None = None
@@ -137,6 +140,7 @@ class CallRunner:
         self.video: VideoInput | None = None
         self.sandbox: Any = None
         self.peer: Any = None
+        self.processor: Any = None
         self.ended_by = "error"
         self._last: StatsSnapshot | None = None
         self._interrupts = 0
@@ -196,6 +200,35 @@ class CallRunner:
                 )
                 return open_video("testsrc", None, req.video_quality)
             raise
+
+    def _setup_processing(self) -> None:
+        """AEC, NS, AGC and HPF on a real microphone (or on any input with --aec)."""
+        from .media.devices import MicrophoneSource
+        from .media.processing import MicProcessor, ProcessedSource, ProcessingOptions, far_end_tap
+
+        req = self.req
+        real_mic = isinstance(self.source, MicrophoneSource)
+        if req.aec is False and not real_mic:
+            return
+        if not real_mic and req.aec is not True:
+            self.view.echo_cancel = None
+            return
+        aec = req.aec is not False and self.speaker is not None
+        if req.aec is not False and self.speaker is None:
+            log.info("echo cancellation is off: there is no speaker to echo")
+        options = ProcessingOptions(aec=aec, ns=req.ns, agc=req.agc, hpf=True)
+        in_latency = getattr(self.source, "latency", 0.0)
+        out_latency = self.speaker.latency if self.speaker is not None else 0.0
+        self.processor = MicProcessor(options, 1000 * (in_latency + out_latency))
+        self.source = ProcessedSource(self.source, self.processor)
+        if self.speaker is not None and aec:
+            self.speaker.taps.append(far_end_tap(self.processor, asyncio.get_running_loop()))
+        self.view.echo_cancel = options.label()
+        log.info(
+            "microphone processing: %s, stream delay %d ms",
+            options.label(),
+            self.processor.delay_ms,
+        )
 
     async def _start_sandbox(self) -> tuple[str, str]:
         from .sandbox.peer import EchoPeer, PeerConfig
@@ -279,6 +312,7 @@ class CallRunner:
             self.view.video = self.video.label if self.video else None
             self.speaker = self._open_speaker()
             self.view.audio_out = self.speaker.label if self.speaker else "no speaker"
+            self._setup_processing()
             if req.record:
                 self.recorder = WavWriter(req.record)
             if req.record_mic:
@@ -396,6 +430,14 @@ class CallRunner:
             msg = "the microphone stopped; sending silence"
             if msg not in v.warnings:
                 v.warnings.append(msg)
+        if self.processor is not None:
+            if self.processor.failed and self.processor.failed not in v.warnings:
+                v.warnings.append(self.processor.failed)
+            erle = self.processor.erle_db()
+            label = self.processor.options.label()
+            if not self.processor.ready:
+                label += " (starting)"
+            v.echo_cancel = label if erle is None else f"{label} · ERLE est. {erle:.0f} dB"
         if self.speaker is not None and getattr(self.speaker, "failed", False):
             msg = "the speaker stopped; no sound"
             if msg not in v.warnings:
@@ -479,6 +521,10 @@ class CallRunner:
             "record_seconds": round(self.recorder.seconds, 3) if self.recorder else None,
             "record_mic": str(self.req.record_mic) if self.req.record_mic else None,
             "mic_overflows": getattr(self.source, "overflows", 0),
+            "processing": self.processor.options.label() if self.processor else "off",
+            "erle_db_estimate": None
+            if self.processor is None or self.processor.erle_db() is None
+            else round(self.processor.erle_db(), 1),
             "playout_underruns": self.speaker.buffer.underruns if self.speaker else None,
             "playout_dropped_ms": round(1000 * self.speaker.buffer.dropped / self.speaker.rate)
             if self.speaker

@@ -862,6 +862,17 @@ def call(
         _opt("--output-device", metavar="INDEX|NAME", help="Speaker: index or part of its name."),
     ] = None,
     no_speaker: Annotated[bool, _opt("--no-speaker", help="Play nothing.")] = False,
+    aec: Annotated[
+        bool | None,
+        _opt(
+            "--aec/--no-aec",
+            help="Echo cancellation: on by default for a real microphone; --aec also processes --audio-in.",
+        ),
+    ] = None,
+    no_ns: Annotated[bool, _opt("--no-ns", help="No noise suppression on the microphone.")] = False,
+    no_agc: Annotated[
+        bool, _opt("--no-agc", help="No automatic gain control on the microphone.")
+    ] = False,
     record: Annotated[
         Path | None,
         _opt("--record", metavar="FILE.wav", help="Write what the model says to a WAV file."),
@@ -1014,6 +1025,9 @@ def call(
             video_quality=video_quality.value,
             output_device=output_device,
             no_speaker=no_speaker,
+            aec=aec,
+            ns=not no_ns,
+            agc=not no_agc,
             record=record,
             record_mic=record_mic,
             events=events,

@@ -207,6 +207,9 @@ class Speaker:
         self.rate = RATE
         self.failed = False
         self.buffer = PlayoutBuffer(self.channels, self.rate)
+        # Called in PortAudio's thread with what was just handed to the device (mono);
+        # a tap must only copy and hand over.
+        self.taps: list[Any] = []
         self._lock = threading.Lock()
         try:
             self._stream = sd.OutputStream(
@@ -229,6 +232,8 @@ class Speaker:
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         self.buffer.pull(outdata)
+        for tap in self.taps:
+            tap(outdata[:, 0])
 
     def _finished(self) -> None:
         if not getattr(self, "_closing", False) and not self.failed:

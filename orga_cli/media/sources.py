@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 class BlockSource(Protocol):
     label: str
-    paced: bool  # True: the track paces reads to real time; False: read() blocks on a clock
+
+    @property
+    def paced(self) -> bool:
+        """True: the track paces reads to real time; False: read() blocks on a clock."""
 
     async def read(self) -> np.ndarray: ...
 
