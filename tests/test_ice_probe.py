@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +172,87 @@ def test_relay_only_without_turn_is_refused(sandbox: Sandbox) -> None:
     )
     assert out.returncode == 6
     assert "--relay-only needs a TURN server" in out.stderr
+
+
+def test_turns_with_an_untrusted_certificate(cli: Cli, tmp_path: Path) -> None:
+    """turns: goes over TLS; a self-signed server certificate is a TLS error, said as such."""
+    import shutil
+    import socket as socketlib
+
+    if not shutil.which("turnserver"):
+        pytest.skip("coturn is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with socketlib.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            "turnserver",
+            "-n",
+            "--listening-ip=127.0.0.1",
+            f"--tls-listening-port={port}",
+            "--no-udp",
+            "--no-tcp",
+            "--no-dtls",
+            f"--cert={cert}",
+            f"--pkey={key}",
+            "--relay-ip=127.0.0.1",
+            "--lt-cred-mech",
+            f"--user={TURN_USER}:{TURN_PASSWORD}",
+            "--realm=orga.test",
+            "--no-cli",
+            f"--pidfile={tmp_path / 'p'}",
+            "--allow-loopback-peers",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socketlib.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        result = cli(
+            [
+                "ice",
+                "--probe",
+                "--json",
+                "--server",
+                f"turns:127.0.0.1:{port}",
+                "--username",
+                TURN_USER,
+                "--credential",
+                TURN_PASSWORD,
+            ]
+        )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert result.exit_code == 6
+    [probe] = json.loads(result.stdout)
+    assert probe["stun"] is None  # no UDP STUN for a TLS-only URL
+    assert [t["transport"] for t in probe["turn"]] == ["tls"]
+    assert probe["turn"][0]["error"].startswith("TLS error")
