@@ -274,6 +274,62 @@ def scripted() -> Iterator[Callable[[list[Reply]], ScriptedServer]]:
         server.close()
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without ORGA_* and PULSE_* (no user config, no sound server)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORGA_", "PULSE_"))}
+    env.update(extra)
+    return env
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+
+
+def wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 30.0) -> str:
+    """Read proc's stderr until a line contains *text*; returns what was read."""
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen += line
+    assert text in seen, seen
+    return seen
+
+
+def self_signed_cert(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -453,12 +509,7 @@ def coturn(tmp_path: Path) -> Iterator[Turn]:
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
+    wait_for_port(port)
     try:
         yield Turn(port, f"turn:127.0.0.1:{port}", log)
     finally:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import Pulse
+from .conftest import Pulse, clean_env
 
 pytestmark = pytest.mark.devices
 TONE = 1000.0
@@ -112,10 +112,7 @@ def call(pulse: Pulse, tmp: Path, far: Path, near: Path, *flags: str) -> tuple[P
             capture_output=True,
             text=True,
             timeout=90,
-            env={
-                **{k: v for k, v in os.environ.items() if not k.startswith(("ORGA_", "PULSE_"))},
-                **pulse.env,
-            },
+            env=clean_env(**pulse.env),
         )
     finally:
         player.terminate()
@@ -177,7 +174,7 @@ def test_processing_defaults(tmp_path: Path) -> None:
         "1",
         "--json",
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
+    env = clean_env()
     plain = json.loads(
         subprocess.run(base, capture_output=True, text=True, timeout=60, env=env).stdout
     )

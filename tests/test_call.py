@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import KNOWN_KEY, REPO, Sandbox, ScriptedServer, response
+from .conftest import KNOWN_KEY, REPO, Sandbox, ScriptedServer, clean_env, response, wait_for_line
 from .test_models import make_jwt
 
 Scripted = Callable[[list], ScriptedServer]
@@ -25,14 +24,24 @@ Scripted = Callable[[list], ScriptedServer]
 def orga(
     args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ORGA_", "PULSE_"))}
-    full_env.update(env or {})
+    full_env = clean_env(**(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "orga_cli", *args],
         capture_output=True,
         text=True,
         env=full_env,
         timeout=timeout,
+    )
+
+
+def start_orga(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`python -m orga_cli ARGS` in the background, stdout and stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "orga_cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env if env is not None else clean_env(),
     )
 
 
@@ -212,12 +221,9 @@ def test_transcripts_on_screen(tmp_path: Path) -> None:
 
 def test_sigint_mid_call_keeps_valid_recordings(tmp_path: Path) -> None:
     rec, mic = tmp_path / "rec.wav", tmp_path / "mic.wav"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
-    proc = subprocess.Popen(
+    env = clean_env()
+    proc = start_orga(
         [
-            sys.executable,
-            "-m",
-            "orga_cli",
             "call",
             "--sandbox",
             "--audio-in",
@@ -232,17 +238,9 @@ def test_sigint_mid_call_keeps_valid_recordings(tmp_path: Path) -> None:
             "60",
             "--json",
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+        env,
     )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 30
-    seen = ""
-    while "phase connected" not in seen and time.monotonic() < deadline:
-        seen += proc.stderr.readline()
-    assert "phase connected" in seen, seen
+    wait_for_line(proc, "phase connected")
     time.sleep(1.5)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -359,21 +357,8 @@ def test_ice_failure_names_the_candidates(scripted: Scripted) -> None:
 
 def test_sigint_before_connection(scripted: Scripted) -> None:
     server = scripted([token_reply(), ICE_REPLY, None])  # /calls never answers
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
-    env.update(call_env(server))
-    rec = server.base_url  # noqa: F841 - keep the server referenced
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orga_cli", *BASE_ARGS, "--timeout", "30"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 30
-    while "phase negotiating" not in seen and time.monotonic() < deadline:
-        seen += proc.stderr.readline()
+    proc = start_orga([*BASE_ARGS, "--timeout", "30"], clean_env(**call_env(server)))
+    wait_for_line(proc, "phase negotiating")
     time.sleep(0.3)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -464,20 +449,11 @@ def test_unknown_voice_suggests(cli: Callable) -> None:
 def test_server_disappears_mid_call(sandbox_with: Callable[..., Sandbox], tmp_path: Path) -> None:
     box = sandbox_with()
     rec = tmp_path / "rec.wav"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
-    env.update(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orga_cli", *BASE_ARGS[:-1], "60", "--record", str(rec), "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    proc = start_orga(
+        [*BASE_ARGS[:-1], "60", "--record", str(rec), "--json"],
+        clean_env(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url),
     )
-    assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 30
-    while "phase connected" not in seen and time.monotonic() < deadline:
-        seen += proc.stderr.readline()
+    wait_for_line(proc, "phase connected")
     time.sleep(1.0)
     box.process.kill()
     stdout, stderr = proc.communicate(timeout=20)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import Pulse
-from .test_call import dominant_hz, rms, wav
+from .conftest import Pulse, clean_env, wait_for_line
+from .test_call import dominant_hz, rms, start_orga, wav
 
 pytestmark = pytest.mark.devices
 
@@ -31,9 +30,7 @@ def tone_file(path: Path, hz: float, seconds: float, amplitude: float = 0.5) -> 
 
 
 def orga_env(pulse: Pulse) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORGA_", "PULSE_"))}
-    env.update(pulse.env)
-    return env
+    return clean_env(**pulse.env)
 
 
 def test_devices_lists_pulse(pulse: Pulse) -> None:
@@ -99,11 +96,8 @@ def test_sound_server_vanishing_mid_call(pulse: Pulse, tmp_path: Path) -> None:
     """The sound server dies mid-call (mic and speaker gone): warnings, and the call goes on with silence."""
     env = orga_env(pulse)
     rec = tmp_path / "rec.wav"
-    proc = subprocess.Popen(
+    proc = start_orga(
         [
-            sys.executable,
-            "-m",
-            "orga_cli",
             "call",
             "--sandbox",
             "--no-video",
@@ -113,12 +107,10 @@ def test_sound_server_vanishing_mid_call(pulse: Pulse, tmp_path: Path) -> None:
             "--record",
             str(rec),
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+        env,
     )
-    time.sleep(3.5)
+    wait_for_line(proc, "phase connected")
+    time.sleep(1.5)
     pulse.kill()
     stdout, stderr = proc.communicate(timeout=40)
     assert proc.returncode == 0, stderr

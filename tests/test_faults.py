@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,15 @@ import pytest
 from orga_cli.api import OrgaClient
 from orga_cli.errors import ApiError, NetworkError
 
-from .conftest import KNOWN_KEY, Result, Sandbox, ScriptedServer, free_port, response
+from .conftest import (
+    KNOWN_KEY,
+    Result,
+    Sandbox,
+    ScriptedServer,
+    free_port,
+    response,
+    self_signed_cert,
+)
 from .test_token_ice import assert_one_line_error
 
 Cli = Callable[..., Result]
@@ -155,28 +162,7 @@ def test_tls_to_a_plain_http_port(cli: Cli, sandbox: Sandbox) -> None:
 
 
 def test_tls_untrusted_certificate(cli: Cli, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    cert, key = self_signed_cert(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     listener = socket.socket()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TURN_PASSWORD, TURN_USER, Result, Sandbox, Turn
+from .conftest import (
+    TURN_PASSWORD,
+    TURN_USER,
+    Result,
+    Sandbox,
+    Turn,
+    clean_env,
+    free_port,
+    self_signed_cert,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.turn
 Cli = Callable[..., Result]
@@ -119,8 +128,7 @@ def test_relay_only_call_through_coturn(coturn: Turn, sandbox_with: Callable[...
     box = sandbox_with(
         "--ice-server", coturn.url, "--ice-username", TURN_USER, "--ice-credential", TURN_PASSWORD
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
-    env.update(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url)
+    env = clean_env(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url)
     out = subprocess.run(
         [
             sys.executable,
@@ -151,8 +159,7 @@ def test_relay_only_call_through_coturn(coturn: Turn, sandbox_with: Callable[...
 
 
 def test_relay_only_without_turn_is_refused(sandbox: Sandbox) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
-    env.update(ORGA_API_KEY=sandbox.api_key, ORGA_BASE_URL=sandbox.base_url)
+    env = clean_env(ORGA_API_KEY=sandbox.api_key, ORGA_BASE_URL=sandbox.base_url)
     out = subprocess.run(
         [
             sys.executable,
@@ -177,35 +184,11 @@ def test_relay_only_without_turn_is_refused(sandbox: Sandbox) -> None:
 def test_turns_with_an_untrusted_certificate(cli: Cli, tmp_path: Path) -> None:
     """turns: goes over TLS; a self-signed server certificate is a TLS error, said as such."""
     import shutil
-    import socket as socketlib
 
     if not shutil.which("turnserver"):
         pytest.skip("coturn is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    with socketlib.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    cert, key = self_signed_cert(tmp_path)
+    port = free_port()
     proc = subprocess.Popen(
         [
             "turnserver",
@@ -229,12 +212,7 @@ def test_turns_with_an_untrusted_certificate(cli: Cli, tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socketlib.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+        wait_for_port(port)
         result = cli(
             [
                 "ice",
