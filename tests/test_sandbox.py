@@ -257,3 +257,59 @@ def test_official_node_sdk(sandbox_with: Callable[..., Sandbox]) -> None:
         timeout=30,
     )
     assert wrong.returncode == 1 and "OrgaAIAuthenticationError" in wrong.stderr
+
+
+@pytest.mark.browser
+def test_a_browser_on_another_origin_calls_all_three_endpoints(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Headless Chromium on one origin, the sandbox on another: preflights pass, errors are readable."""
+    import http.server
+    import threading
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed")
+        pytest.skip("chromium is not installed (Debian: chromium)")
+    page_dir = REPO / "tests" / "browser"
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(page_dir), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{site.server_address[1]}/cors.html?base={sandbox.base_url}&key={sandbox.api_key}"
+        out = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    finally:
+        site.shutdown()
+    dom = out.stdout.split('<pre id="out">', 1)[-1].split("</pre>", 1)[0]  # what the page wrote
+    assert "token 200 3" in dom, out.stdout[:2000]
+    assert 'ice 200 {"iceServers":[]}' in dom
+    assert "calls 400 offer.sdp" in dom
+    assert "badkey 401 Incorrect or inactive API key provided." in dom
+    assert "ERROR" not in dom
