@@ -21,7 +21,7 @@ import httpx
 
 from . import __version__
 from .config import DEFAULT_BASE_URL
-from .errors import ApiError, NetworkError, UsageError, mask, secrets
+from .errors import ApiError, CallError, NetworkError, UsageError, mask, secrets
 from .models import (
     CallAnswer,
     IceServer,
@@ -217,7 +217,10 @@ class _Core:
         try:
             return CallAnswer.from_json(data)
         except ResponseFormatError as exc:
-            raise NetworkError(f"the call response is unusable: {exc}") from exc
+            # The call itself cannot go on: the server answered, but not with a call.
+            raise CallError(
+                f"/calls answered, but {exc.args[0].replace('the response', 'the answer')}"
+            ) from exc
 
     def _usable(self, token: Token | str) -> Token:
         if isinstance(token, str):

@@ -207,12 +207,8 @@ class CallRunner:
         from .media.processing import MicProcessor, ProcessedSource, ProcessingOptions, far_end_tap
 
         req = self.req
-        real_mic = isinstance(self.source, MicrophoneSource)
-        if req.aec is False and not real_mic:
-            return
-        if not real_mic and req.aec is not True:
-            self.view.echo_cancel = None
-            return
+        if not isinstance(self.source, MicrophoneSource) and req.aec is not True:
+            return  # files and tones are sent as they are
         aec = req.aec is not False and self.speaker is not None
         if req.aec is not False and self.speaker is None:
             log.info("echo cancellation is off: there is no speaker to echo")

@@ -30,7 +30,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from .api import OrgaClient
-from .errors import CallError, NetworkError, OrgaError, redact_bearer, secrets
+from .errors import CallError, OrgaError, redact_bearer, secrets
 from .media.audio import MonoResampler
 from .media.sources import AudioSourceTrack, VideoInput
 from .models import ChannelEvent, IceServer, IceUrl, Token
@@ -517,14 +517,7 @@ class CallSession:
         params = self.params.to_json(self.modalities())
         self._dump("request.json", {"offer": offer, "params": params})
         self._dump("offer.sdp", offer["sdp"])
-        try:
-            answer = await self.client.create_call(token, offer, params)
-        except NetworkError as exc:
-            if "call response is unusable" in exc.message:
-                raise CallError(
-                    exc.message.replace("the call response is unusable", "/calls answered")
-                ) from exc
-            raise
+        answer = await self.client.create_call(token, offer, params)
         self._dump(
             "response.json",
             {
