@@ -137,13 +137,23 @@ async def run(seconds: float, base_url: str) -> dict[str, Any]:
         await asyncio.sleep(seconds)
         await session.close()
     speaker.close()
-    n = min(len(captured.times), len(sent.times), len(received.times), len(played.times))
+    def pairs(first: list[float], then: list[float]) -> list[float]:
+        """ms from each click at one point to the same click at the next (within 0.4 s).
+
+        A click lost on the way (dropped by a stalled device) is left out instead of
+        shifting every later pair."""
+        out = []
+        for t in first:
+            later = [u for u in then if t <= u < t + 0.4]
+            if later:
+                out.append(1000 * (later[0] - t))
+        return out
+
+    up = pairs(captured.times, sent.times)
+    down = pairs(received.times, played.times)
+    n = min(len(up), len(down))
     if n < 5:
-        raise SystemExit(
-            f"too few clicks made it through: {[len(o.times) for o in (captured, sent, received, played)]}"
-        )
-    up = [1000 * (s - c) for c, s in zip(captured.times[:n], sent.times[:n], strict=True)]
-    down = [1000 * (p - r) for r, p in zip(received.times[:n], played.times[:n], strict=True)]
+        raise SystemExit(f"too few clicks made it through: {[len(o.times) for o in (captured, sent, received, played)]}")
     up_m, down_m = statistics.median(up), statistics.median(down)
     return {
         "clicks": n,
