@@ -489,6 +489,12 @@ class CallSession:
             (time.monotonic() - started) * 1000,
             ", ".join(self.local_types) or "no candidates",
         )
+        if not self.local_types:
+            raise CallError(
+                "no ICE candidates: this machine has no network address aioice can use"
+                " (it never offers 127.0.0.1)",
+                "connect a network, or on Linux add a loopback address: `sudo ip addr add 127.0.0.2/8 dev lo`",
+            )
         self.timeline.offer = time.time()
         candidates = []
         for line in local.sdp.splitlines():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -510,3 +511,21 @@ def test_sandbox_main_job_runs_headless() -> None:
 def test_readme_main_command_is_the_sandbox_call() -> None:
     readme = (REPO / "README.md").read_text()
     assert "orga call --sandbox" in readme
+
+
+def test_a_machine_with_only_127_0_0_1_is_told_what_to_do() -> None:
+    """A network namespace with nothing but 127.0.0.1: aioice has no candidate to offer."""
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root to make a network namespace")
+    script = f"ip link set lo up && exec {sys.executable} -m orga_cli call --sandbox --audio-in tone:440 --no-video --no-speaker --duration 1"
+    out = subprocess.run(
+        ["unshare", "--net", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
+    assert out.returncode == 6, out.stderr
+    assert "no ICE candidates" in out.stderr and "127.0.0.2/8" in out.stderr
