@@ -137,6 +137,7 @@ async def run(seconds: float, base_url: str) -> dict[str, Any]:
         await asyncio.sleep(seconds)
         await session.close()
     speaker.close()
+
     def pairs(first: list[float], then: list[float]) -> list[float]:
         """ms from each click at one point to the same click at the next (within 0.4 s).
 
@@ -153,7 +154,9 @@ async def run(seconds: float, base_url: str) -> dict[str, Any]:
     down = pairs(received.times, played.times)
     n = min(len(up), len(down))
     if n < 5:
-        raise SystemExit(f"too few clicks made it through: {[len(o.times) for o in (captured, sent, received, played)]}")
+        raise SystemExit(
+            f"too few clicks made it through: {[len(o.times) for o in (captured, sent, received, played)]}"
+        )
     up_m, down_m = statistics.median(up), statistics.median(down)
     return {
         "clicks": n,
