@@ -32,6 +32,7 @@ from .media.sources import (
 )
 from .models import ChannelEvent, Token
 from .session import CallOptions, CallParams, CallSession, StatsSnapshot
+from .signals import handling
 from .voices import find_voice, suggest_voices
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,6 @@ class CallRunner:
     # ------------------------------------------------------------------ run
 
     async def run(self) -> CallOutcome:
-        loop = asyncio.get_running_loop()
         main_task = asyncio.current_task()
         assert main_task is not None
         interrupted = False
@@ -263,24 +263,19 @@ class CallRunner:
             else:
                 main_task.cancel()
 
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-            loop.add_signal_handler(signal.SIGTERM, on_sigint)
         error: OrgaError | None = None
-        try:
-            await self._run()
-        except asyncio.CancelledError:
-            if not interrupted:
-                raise
-            error = Interrupted("interrupted before the call connected")
-            self.ended_by = "interrupt"
-        except OrgaError as exc:
-            error = exc
-        finally:
-            await asyncio.shield(self._cleanup())
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGINT)
-                loop.remove_signal_handler(signal.SIGTERM)
+        with handling((signal.SIGINT, signal.SIGTERM), on_sigint):
+            try:
+                await self._run()
+            except asyncio.CancelledError:
+                if not interrupted:
+                    raise
+                error = Interrupted("interrupted before the call connected")
+                self.ended_by = "interrupt"
+            except OrgaError as exc:
+                error = exc
+            finally:
+                await asyncio.shield(self._cleanup())
         if error is None and self.session is not None and self.session.end_error is not None:
             error = self.session.end_error
         if self.ended_by == "interrupt" and error is None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 from collections.abc import Sequence
 
 from ..errors import UsageError, secrets
 from ..models import ice_servers_from_urls
+from ..signals import handling
 from .peer import EchoPeer, PeerConfig
 from .server import SandboxConfig, SandboxServer, generate_api_key
 
@@ -59,12 +59,9 @@ async def serve_forever(
     sys.stdout.write(base_url + "\n")
     sys.stdout.flush()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await peer.close()
-        await server.stop()
+    with handling((signal.SIGTERM, signal.SIGHUP), stop.set):
+        try:
+            await stop.wait()
+        finally:
+            await peer.close()
+            await server.stop()
