@@ -141,6 +141,20 @@ def _translate_transport(exc: httpx.HTTPError, url: httpx.URL, timeout: float) -
     return NetworkError(f"request to {where} failed: {text}", "check your network and --base-url")
 
 
+def usable_token(token: Token | str) -> Token:
+    """The token, registered as a secret; UsageError if its exp claim has passed."""
+    if isinstance(token, str):
+        token = Token.from_string(token)
+    secrets.add(token.value)
+    left = token.seconds_left()
+    if left is not None and left <= 0:
+        raise UsageError(
+            f"the ephemeral token expired {int(-left) or 1} s ago",
+            "mint a new one with `orga token` (or leave out --token)",
+        )
+    return token
+
+
 Steps = Generator["httpx.Request | float", "tuple[httpx.Response, bytes] | None", T]
 """A step of the API as a sans-IO generator: it yields a request to send (and is sent
 back the response and its body) or a number of seconds to sleep, and returns the result.
@@ -223,16 +237,7 @@ class _Core:
             ) from exc
 
     def _usable(self, token: Token | str) -> Token:
-        if isinstance(token, str):
-            token = Token.from_string(token)
-        secrets.add(token.value)
-        left = token.seconds_left()
-        if left is not None and left <= 0:
-            raise UsageError(
-                f"the ephemeral token expired {int(-left) or 1} s ago",
-                "mint a new one with `orga token` (or leave out --token)",
-            )
-        return token
+        return usable_token(token)
 
     def _request(
         self,

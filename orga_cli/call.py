@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .api import OrgaClient
+from .api import OrgaClient, usable_token
 from .callui import CallView, LivePanel, PlainLines
 from .errors import ExitCode, Interrupted, MediaError, OrgaError, UsageError, secrets
 from .media.audio import WavWriter, level_dbfs
@@ -30,7 +30,7 @@ from .media.sources import (
     open_video,
     parse_audio_in,
 )
-from .models import ChannelEvent, Token
+from .models import ChannelEvent
 from .session import CallOptions, CallParams, CallSession, StatsSnapshot
 from .signals import handling
 from .voices import find_voice, suggest_voices
@@ -287,14 +287,8 @@ class CallRunner:
     async def _run(self) -> None:
         req = self.req
         # Checks and local resources first: nothing is requested until they pass.
-        if isinstance(req.token, str):
-            token = Token.from_string(req.token)
-            left = token.seconds_left()
-            if left is not None and left <= 0:
-                raise UsageError(
-                    f"the --token expired {int(-left) or 1} s ago",
-                    "mint a new one with `orga token`",
-                )
+        if req.token is not None:
+            usable_token(req.token)
         self.ui = LivePanel(self.view) if req.tty else PlainLines(self.view)
         with self.ui:
             self.source = await self._open_audio_in()
@@ -418,21 +412,21 @@ class CallRunner:
         v.muted = session.audio.muted
         v.video_on = session.video_on
         if self.source is not None and getattr(self.source, "failed", False):
-            msg = "the microphone stopped; sending silence"
-            if msg not in v.warnings:
-                v.warnings.append(msg)
+            self._warn_once("the microphone stopped; sending silence")
         if self.processor is not None:
-            if self.processor.failed and self.processor.failed not in v.warnings:
-                v.warnings.append(self.processor.failed)
+            if self.processor.failed:
+                self._warn_once(self.processor.failed)
             erle = self.processor.erle_db()
             label = self.processor.options.label()
             if not self.processor.ready:
                 label += " (starting)"
             v.echo_cancel = label if erle is None else f"{label} · ERLE est. {erle:.0f} dB"
         if self.speaker is not None and getattr(self.speaker, "failed", False):
-            msg = "the speaker stopped; no sound"
-            if msg not in v.warnings:
-                v.warnings.append(msg)
+            self._warn_once("the speaker stopped; no sound")
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self.view.warnings:
+            self.view.warnings.append(message)
 
     # ------------------------------------------------------------------ keys
 

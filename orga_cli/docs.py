@@ -72,8 +72,7 @@ def _annotation(param: Any) -> Any:
     return annotation
 
 
-def _walk(command: Any, path: list[str]) -> Cmd:
-    choices = _value_choices()
+def _walk(command: Any, path: list[str], choices: dict[str, list[str]]) -> Cmd:
     options: list[Opt] = []
     arg_values: list[str] = []
     arg_files = False
@@ -111,7 +110,7 @@ def _walk(command: Any, path: list[str]) -> Cmd:
     commands = getattr(command, "commands", {})
     for name, sub in commands.items():
         if not getattr(sub, "hidden", False):
-            subs.append(_walk(sub, [*path, name]))
+            subs.append(_walk(sub, [*path, name], choices))
     return Cmd(path, _first_line(command.help), options, subs, arg_values, arg_files)
 
 
@@ -120,7 +119,7 @@ def command_tree() -> Cmd:
 
     from .cli import app
 
-    return _walk(typer.main.get_command(app), [])
+    return _walk(typer.main.get_command(app), [], _value_choices())
 
 
 def _all(cmd: Cmd) -> list[Cmd]:

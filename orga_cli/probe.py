@@ -10,7 +10,6 @@ nothing of the protocol is written here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
 import time
@@ -270,8 +269,7 @@ async def probe_servers(servers: list[IceServer], timeout: float) -> list[ProbeR
     jobs = [probe_url(url, server, timeout) for server in servers for url in server.urls]
     results = await asyncio.gather(*jobs)
     # Let closing TURN allocations (a Refresh with lifetime 0) go out before the loop ends.
-    with contextlib.suppress(Exception):
-        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)
     return list(results)
 
 

@@ -66,17 +66,19 @@ class ReplyTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, delay: float, file: FileSource | None) -> None:
+    def __init__(self, delay: float, file: FileSource | None, *, echo: bool) -> None:
         super().__init__()
         self.delay = delay
         self.file = file
+        self.echo = echo
         self._line: deque[tuple[float, np.ndarray]] = deque(maxlen=int(10 * RATE / FRAME_SAMPLES))
         self._pts = 0
         self._next: float | None = None
         self.sent_audio_frames = 0
 
     def hear(self, block: np.ndarray) -> None:
-        self._line.append((time.monotonic() + self.delay, block))
+        if self.echo:
+            self._line.append((time.monotonic() + self.delay, block))
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -174,10 +176,9 @@ class EchoPeer:
             if self.config.reply in ("echo", "silence")
             else FileSource(self.config.reply, loop=True)
         )
-        delay = self.config.delay if self.config.reply == "echo" else 0.0
-        call = EchoCall(conversation_id, params, pc, ReplyTrack(delay, file))
-        if self.config.reply == "silence":
-            call.reply.hear = lambda block: None  # type: ignore[method-assign]
+        echo = self.config.reply == "echo"
+        reply = ReplyTrack(self.config.delay if echo else 0.0, file, echo=echo)
+        call = EchoCall(conversation_id, params, pc, reply)
         if self.config.save_received is not None:
             call.recording = WavWriter(self.config.save_received / f"{conversation_id}.wav")
         self.calls[conversation_id] = call
