@@ -21,7 +21,8 @@ from typing import Any, TextIO
 from .api import OrgaClient, usable_token
 from .callui import CallView, LivePanel, PlainLines
 from .errors import ExitCode, Interrupted, MediaError, OrgaError, UsageError, secrets
-from .media.audio import WavWriter, level_dbfs
+from .loop import handling
+from .media.audio import WavWriter
 from .media.sources import (
     AudioSourceTrack,
     BlockSource,
@@ -32,7 +33,6 @@ from .media.sources import (
 )
 from .models import ChannelEvent
 from .session import CallOptions, CallParams, CallSession, StatsSnapshot
-from .signals import handling
 from .voices import find_voice, suggest_voices
 
 log = logging.getLogger(__name__)
@@ -382,12 +382,12 @@ class CallRunner:
             log.info("event %s: %s", event.type, event.raw[:300])
 
     def _mic_block(self, block: Any) -> None:
-        self.view.mic_db = level_dbfs(block)
+        self.view.mic_block = block
         if self.mic_recorder is not None:
             self.mic_recorder.write(block)
 
     def _remote_audio(self, samples: Any) -> None:
-        self.view.remote_db = level_dbfs(samples)
+        self.view.remote_block = samples
         if self.recorder is not None:
             self.recorder.write(samples)
         if self.speaker is not None:

@@ -31,8 +31,8 @@ class CallView:
     up_kbps: float | None = None
     video_up_kbps: float | None = None
     down_kbps: float | None = None
-    mic_db: float = -100.0
-    remote_db: float = -100.0
+    mic_block: Any = None  # the last 20 ms sent (int16); its level is shown
+    remote_block: Any = None  # the last 20 ms received
     muted: bool = False
     video: str | None = None  # label of the video input, None without video
     video_on: bool = True
@@ -64,10 +64,13 @@ class LivePanel:
         from rich.live import Live
 
         self.view = view
+        self._final = False
+        # rich redraws the panel from the view 4 times a second on its own thread;
+        # levels are measured then, not on every 20 ms block.
         self._live = Live(
-            self._render(),
             console=err_console(),
-            refresh_per_second=8,
+            get_renderable=self._render,
+            refresh_per_second=4,
             transient=False,
             redirect_stdout=False,
         )
@@ -77,11 +80,11 @@ class LivePanel:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._live.update(self._render(final=True))
+        self._final = True
         self._live.__exit__(*exc)
 
     def refresh(self) -> None:
-        self._live.update(self._render())
+        """Nothing to do: the panel redraws itself from the view."""
 
     def line(self, speaker: str, text: str) -> None:
         from rich.text import Text
@@ -97,12 +100,16 @@ class LivePanel:
 
         self._live.console.print(Text(scrub(text), style="dim"))
 
-    def _render(self, final: bool = False) -> Any:
+    def _render(self) -> Any:
         from rich.panel import Panel
         from rich.table import Table
         from rich.text import Text
 
+        from .media.audio import level_dbfs
+
         v = self.view
+        mic_db = -100.0 if v.mic_block is None else level_dbfs(v.mic_block)
+        remote_db = -100.0 if v.remote_block is None else level_dbfs(v.remote_block)
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()
@@ -124,7 +131,7 @@ class LivePanel:
         if v.video is not None:
             up += f"   video {_num(v.video_up_kbps, 'kbit/s')}"
         grid.add_row("bitrate", f"up {up}   down audio {_num(v.down_kbps, 'kbit/s')}")
-        mic = Text(f"{meter(v.mic_db)} {v.mic_db:6.1f} dBFS  ")
+        mic = Text(f"{meter(mic_db)} {mic_db:6.1f} dBFS  ")
         mic.append("MUTED" if v.muted else "live", style="bold red" if v.muted else "green")
         mic.append(f"  {v.audio_in}", style="dim")
         if v.echo_cancel:
@@ -132,9 +139,7 @@ class LivePanel:
         grid.add_row("mic", mic)
         grid.add_row(
             "model",
-            Text(f"{meter(v.remote_db)} {v.remote_db:6.1f} dBFS  ").append(
-                v.audio_out, style="dim"
-            ),
+            Text(f"{meter(remote_db)} {remote_db:6.1f} dBFS  ").append(v.audio_out, style="dim"),
         )
         if v.video is not None:
             cam = Text("on" if v.video_on else "OFF", style="green" if v.video_on else "bold red")
@@ -142,7 +147,7 @@ class LivePanel:
             grid.add_row("camera", cam)
         for warning in v.warnings[-3:]:
             grid.add_row("warning", Text(warning, style="yellow"))
-        keys = "" if final else "m mute · v camera · q hang up"
+        keys = "" if self._final else "m mute · v camera · q hang up"
         return Panel(grid, title="orga call", subtitle=keys, border_style="blue", expand=False)
 
 

@@ -710,7 +710,7 @@ def serve(
             sys.stderr.write(f"sandbox API key: {config.api_key}\n")
         else:
             secrets.add(config.api_key)
-        import asyncio
+        from . import loop
 
         peer_config = PeerConfig(
             delay=echo_delay,
@@ -718,7 +718,7 @@ def serve(
             save_received=save_received,
             ice_servers=config.ice_servers,
         )
-        asyncio.run(serve_forever(config, peer_config, host=host, port=port))
+        loop.run(serve_forever(config, peer_config, host=host, port=port))
 
     try:
         run(work)
@@ -1049,9 +1049,9 @@ def call(
                 "no API key",
                 "pass --api-key, set ORGA_API_KEY, run `orga config set api_key`, or try `orga call --sandbox`",
             )
-        import asyncio
+        from . import loop
 
-        outcome = asyncio.run(CallRunner(request).run())
+        outcome = loop.run(CallRunner(request).run())
         if json_out:
             render.emit_json(outcome.summary)
         if outcome.error is not None:

@@ -1,7 +1,7 @@
 """What goes up the call: the microphone, a file, a tone; the camera, a file, a test pattern.
 
 Every audio source yields 20 ms blocks of 48 kHz mono int16; one aiortc track
-(AudioSourceTrack) turns them into paced frames and feeds the taps (the mic
+(AudioSourceTrack) turns them into paced Opus packets and feeds the taps (the mic
 recording, the level meter).
 """
 
@@ -22,7 +22,16 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from ..errors import MediaError
-from .audio import FRAME_SAMPLES, RATE, SILENCE, MonoResampler, probe_audio_file, to_frame, tone
+from .audio import (
+    FRAME_SAMPLES,
+    RATE,
+    SILENCE,
+    MonoResampler,
+    OpusPackets,
+    Pacer,
+    probe_audio_file,
+    tone,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +60,19 @@ class ToneSource:
         self.amplitude = amplitude
         self.label = f"tone {hz:g} Hz"
         self._n = 0
+        # A whole number of hertz repeats every second, and a second is 50 blocks:
+        # compute it once and hand out read-only views.
+        self._second: np.ndarray | None = None
+        if float(hz).is_integer():
+            self._second = tone(hz, 0, RATE, amplitude)
+            self._second.flags.writeable = False
 
     async def read(self) -> np.ndarray:
-        block = tone(self.hz, self._n, FRAME_SAMPLES, self.amplitude)
+        if self._second is not None:
+            at = self._n % RATE
+            block = self._second[at : at + FRAME_SAMPLES]
+        else:
+            block = tone(self.hz, self._n, FRAME_SAMPLES, self.amplitude)
         self._n += FRAME_SAMPLES
         return block
 
@@ -127,7 +146,10 @@ def parse_audio_in(value: str) -> BlockSource:
 
 
 class AudioSourceTrack(MediaStreamTrack):
-    """The audio track sent to the peer: paced 20 ms frames with mute and taps."""
+    """The audio track sent to the peer: paced 20 ms Opus packets, with mute and taps.
+
+    The taps (the mic recording, the level meter) see each block as it is sent.
+    """
 
     kind = "audio"
 
@@ -138,30 +160,27 @@ class AudioSourceTrack(MediaStreamTrack):
         self.taps: list[Callable[[np.ndarray], None]] = []
         self.frames_sent = 0
         self._pts = 0
-        self._next: float | None = None
+        self._pacer = Pacer()
+        self._encoder = OpusPackets()
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        block = await self.source.read()
-        if self.source.paced:
-            now = time.monotonic()
-            if self._next is None or now - self._next > 0.2:
-                self._next = now  # start, or resync after a stall instead of bursting
-            wait = self._next - now
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._next += FRAME_SAMPLES / RATE
-        else:
-            self._next = None
-        if self.muted:
-            block = SILENCE
-        for tap in self.taps:
-            tap(block)
-        frame = to_frame(block, self._pts)
-        self._pts += FRAME_SAMPLES
-        self.frames_sent += 1
-        return frame
+    async def recv(self) -> av.Packet[Any]:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            block = await self.source.read()
+            if self.source.paced:
+                await self._pacer.wait()
+            else:
+                self._pacer.reset()
+            if self.muted:
+                block = SILENCE
+            for tap in self.taps:
+                tap(block)
+            packet = self._encoder.encode(block, self._pts)
+            self._pts += FRAME_SAMPLES
+            self.frames_sent += 1
+            if packet is not None:
+                return packet
 
     def stop(self) -> None:
         super().stop()

@@ -37,9 +37,10 @@ from ..media.audio import (
     RATE,
     SILENCE,
     MonoResampler,
+    OpusPackets,
+    Pacer,
     WavWriter,
     level_dbfs,
-    to_frame,
 )
 from ..media.sources import FileSource
 from ..models import ASSISTANT_TEXT, USER_TRANSCRIPT, IceServer
@@ -62,7 +63,7 @@ class PeerConfig:
 
 
 class ReplyTrack(MediaStreamTrack):
-    """The sandbox's voice: paced 20 ms frames of delayed echo, a file, or silence."""
+    """The sandbox's voice: paced 20 ms packets of delayed echo, a file, or silence."""
 
     kind = "audio"
 
@@ -73,32 +74,29 @@ class ReplyTrack(MediaStreamTrack):
         self.echo = echo
         self._line: deque[tuple[float, np.ndarray]] = deque(maxlen=int(10 * RATE / FRAME_SAMPLES))
         self._pts = 0
-        self._next: float | None = None
+        self._pacer = Pacer()
+        self._encoder = OpusPackets()
         self.sent_audio_frames = 0
 
     def hear(self, block: np.ndarray) -> None:
         if self.echo:
             self._line.append((time.monotonic() + self.delay, block))
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic()
-        if self._next is None or now - self._next > 0.2:
-            self._next = now
-        wait = self._next - now
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._next += FRAME_SAMPLES / RATE
-        block = SILENCE
-        if self.file is not None:
-            block = await self.file.read()
-        elif self._line and self._line[0][0] <= time.monotonic():
-            block = self._line.popleft()[1]
-        frame = to_frame(block, self._pts)
-        self._pts += FRAME_SAMPLES
-        self.sent_audio_frames += 1
-        return frame
+    async def recv(self) -> av.Packet[Any]:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            await self._pacer.wait()
+            block = SILENCE
+            if self.file is not None:
+                block = await self.file.read()
+            elif self._line and self._line[0][0] <= time.monotonic():
+                block = self._line.popleft()[1]
+            packet = self._encoder.encode(block, self._pts)
+            self._pts += FRAME_SAMPLES
+            self.sent_audio_frames += 1
+            if packet is not None:
+                return packet
 
 
 @dataclass

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import UsageError, secrets
+from ..loop import handling
 from ..models import ice_servers_from_urls
-from ..signals import handling
 from .peer import EchoPeer, PeerConfig
 from .server import SandboxConfig, SandboxServer, generate_api_key
 
