@@ -41,7 +41,7 @@ class MonoResampler:
         if frame.sample_rate == RATE and frame.format.name == "s16":
             channels = len(frame.layout.channels)
             if channels in (1, 2):
-                data = np.frombuffer(
+                data: np.ndarray = np.frombuffer(
                     memoryview(frame.planes[0]), np.int16, frame.samples * channels
                 )
                 if channels == 1:
