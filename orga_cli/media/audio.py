@@ -45,7 +45,7 @@ class MonoResampler:
                     memoryview(frame.planes[0]), np.int16, frame.samples * channels
                 )
                 if channels == 1:
-                    return data.copy()
+                    return np.array(data, dtype=np.int16)
                 mixed: np.ndarray = (data[0::2].astype(np.int32) + data[1::2]) >> 1
                 out: np.ndarray = mixed.astype(np.int16)
                 return out
