@@ -97,13 +97,13 @@ class Onsets:
 
 
 async def run(seconds: float, base_url: str) -> dict[str, Any]:
+    import av
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
     from orga_cli.api import OrgaClient
     from orga_cli.media.devices import MicrophoneSource, Speaker
     from orga_cli.media.sources import AudioSourceTrack
     from orga_cli.session import CallOptions, CallParams, CallSession
-
-    import av
-    from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
     captured, sent, arrived, received, played = Onsets(), Onsets(), Onsets(), Onsets(), Onsets()
     opus = av.CodecContext.create("libopus", "r")

@@ -32,6 +32,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from .api import OrgaClient
 from .errors import CallError, OrgaError, redact_bearer, secrets
 from .media.audio import MonoResampler
+from .media.jitter import release_on_arrival
 from .media.sources import AudioSourceTrack, VideoInput
 from .models import ChannelEvent, IceServer, IceUrl, Token
 from .voices import DEFAULT_VOICE
@@ -457,7 +458,8 @@ class CallSession:
         )
         pc = RTCPeerConnection(configuration=config)
         self._pc = pc
-        pc.addTransceiver(self.audio, direction="sendrecv")
+        audio = pc.addTransceiver(self.audio, direction="sendrecv")
+        release_on_arrival(audio.receiver)
         if self.video is not None:
             pc.addTransceiver(self.video.track, direction="sendonly")
         channel = pc.createDataChannel(CHANNEL_LABEL)

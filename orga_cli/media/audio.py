@@ -10,6 +10,7 @@ import math
 import threading
 import time
 import wave
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -180,18 +181,38 @@ class PlayoutBuffer:
 
     The producer (the event loop) pushes decoded audio; the consumer (PortAudio's
     thread) pulls exactly what the device asks for. Playback starts once
-    ``target`` is buffered; when a push would go above ``high`` (the device runs
-    slower than the sender, or a burst arrived) the oldest audio is dropped down
-    to ``target``, so that the delay stays between the two; an underrun yields
-    silence and waits for ``target`` again.
+    ``target`` is buffered. The target follows the network: it starts at
+    ``min_ms``, grows by ``step_ms`` after each underrun (up to ``max_ms``) and
+    shrinks by a step after ``relax_s`` without one, so a steady link plays with
+    the least delay and a jittery one stops stuttering. When a push would go
+    above ``high`` (target + ``headroom_ms``: the device runs slower than the
+    sender, or a burst arrived) the oldest audio is dropped down to the target.
+    An underrun yields silence and waits for the target again.
     """
 
-    def __init__(self, channels: int, rate: int, target_ms: int = 40, high_ms: int = 80) -> None:
+    def __init__(
+        self,
+        channels: int,
+        rate: int,
+        *,
+        min_ms: int = 20,
+        max_ms: int = 100,
+        headroom_ms: int = 20,
+        step_ms: int = 10,
+        relax_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.channels = channels
         self.rate = rate
-        self.target = rate * target_ms // 1000
-        self.high = rate * high_ms // 1000
-        self._buf = np.zeros((self.high * 2, channels), dtype=np.int16)
+        self._min = rate * min_ms // 1000
+        self._max = rate * max_ms // 1000
+        self._headroom = rate * headroom_ms // 1000
+        self._step = rate * step_ms // 1000
+        self._relax_s = relax_s
+        self._clock = clock
+        self.target = self._min
+        self._changed = clock()
+        self._buf = np.zeros(((self._max + self._headroom) * 2, channels), dtype=np.int16)
         self._len = 0
         self._lock = threading.Lock()
         self._primed = False
@@ -199,9 +220,20 @@ class PlayoutBuffer:
         self.underruns = 0  # callbacks that found too little audio
         self.played = 0  # samples handed to the device
 
+    @property
+    def high(self) -> int:
+        return self.target + self._headroom
+
+    @property
+    def target_ms(self) -> float:
+        return 1000 * self.target / self.rate
+
     def push(self, samples: np.ndarray) -> None:
         block = samples.reshape(-1, self.channels)
         with self._lock:
+            if self.target > self._min and self._clock() - self._changed >= self._relax_s:
+                self.target = max(self._min, self.target - self._step)
+                self._changed = self._clock()
             n = block.shape[0]
             if n > self.high:
                 self.dropped += n - self.high
@@ -234,6 +266,8 @@ class PlayoutBuffer:
                 out[take:] = 0
                 self.underruns += 1
                 self._primed = False  # rebuild the cushion before playing again
+                self.target = min(self._max, self.target + self._step)
+                self._changed = self._clock()
             self.played += take
 
     @property

@@ -190,6 +190,9 @@ class MicrophoneSource:
             pass
 
 
+OUTPUT_LATENCY_S = 0.02
+
+
 class Speaker:
     """The model's voice on the sound card, through a small playout buffer.
 
@@ -218,7 +221,9 @@ class Speaker:
                 dtype="int16",
                 blocksize=0,  # PortAudio's choice: through ALSA's PulseAudio plugin, 25 ms less delay than 480
                 device=self.index,
-                latency="high",  # PortAudio's "low" underruns through ALSA's PulseAudio plugin
+                # 20 ms ahead of the DAC. PortAudio's "high" is 35 ms through ALSA's
+                # PulseAudio plugin; "low" (9 ms), 10 and 15 ms stall there.
+                latency=OUTPUT_LATENCY_S,
                 callback=self._callback,
                 finished_callback=self._finished,
             )
