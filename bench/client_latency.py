@@ -11,6 +11,16 @@ the speaker's DAC (PortAudio's DAC time). The sandbox and the network lie
 between the second and third points, so they are not counted; everything from
 the packet's arrival on is the client's.
 
+A click is timed by its own sample at the two devices (PortAudio's ADC and DAC
+times) and by the moment its block or packet was handed over in between; so the
+20 ms a block takes to fill is counted once, in capture -> send, and the time a
+sample waits for its turn within a playing block once, in receive -> playout.
+
+PortAudio's ADC time for a captured block is used unless it is impossible (later
+than the block's last sample could have been captured, as ALSA's PulseAudio
+plugin reports); then the latest possible capture time is used, so any input
+buffering the plugin hides is not counted.
+
 Reported: medians of each part, their sum (target <= 60 ms), and in the same run
 the latencies PortAudio reports for the two devices.
 
@@ -60,9 +70,22 @@ def start_pulse(runtime: Path) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if subprocess.run(["pactl", "info"], capture_output=True).returncode == 0:
-            return proc
+            break
         time.sleep(0.1)
-    raise SystemExit("PulseAudio did not start")
+    else:
+        raise SystemExit("PulseAudio did not start")
+    # A null sink that wakes from idle stalls its first stream for up to 2 s (measured:
+    # a 20 s pacat takes 22 s, at 48 kHz once it runs); a real sound card does not.
+    # A silent low-latency stream keeps the speaker running, so the client's stream
+    # starts at once and the figures are not those of a start-up stall.
+    silence = ["--raw", "--format=s16le", "--rate=48000", "--channels=2", "/dev/zero"]
+    subprocess.Popen(  # ends with the daemon
+        ["pacat", "--playback", "--device=speaker", "--latency-msec=10", *silence],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)
+    return proc
 
 
 def click_train(path: Path, seconds: float) -> None:
@@ -86,14 +109,20 @@ class Onsets:
         self.times: list[float] = []
         self._last = -10.0
 
-    def feed(self, samples: np.ndarray, start_time: float, rate: int = 48000) -> None:
+    def feed(
+        self, samples: np.ndarray, start_time: float, rate: int = 48000, *, at_once: bool = False
+    ) -> None:
+        """*start_time*: when the first sample was at this point; each later one
+        is 1/rate later (a device's clock), or, with *at_once*, all of them are
+        there at *start_time* (a block handed over, a packet arriving)."""
         loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > THRESHOLD)
         if loud.size == 0:
             return
-        at = start_time + loud[0] / rate
+        first, last = (0, 0) if at_once else (loud[0], loud[-1])
+        at = start_time + first / rate
         if at - self._last > 0.2:
             self.times.append(at)
-        self._last = start_time + loud[-1] / rate
+        self._last = start_time + last / rate
 
 
 async def run(seconds: float, base_url: str) -> dict[str, Any]:
@@ -114,7 +143,7 @@ async def run(seconds: float, base_url: str) -> dict[str, Any]:
             now = time.monotonic()
             for frame in opus.decode(av.Packet(packet.payload)):
                 samples = frame.to_ndarray().reshape(-1)[:: len(frame.layout.channels)]
-                arrived.feed(samples, now - samples.size / 48000)
+                arrived.feed(samples, now, at_once=True)
         await handle_rtp(self, packet, arrival_time_ms)
 
     RTCRtpReceiver._handle_rtp_packet = timed_handle_rtp  # type: ignore[method-assign]
@@ -123,9 +152,13 @@ async def run(seconds: float, base_url: str) -> dict[str, Any]:
 
     class TimedMic(MicrophoneSource):
         def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-            # monotonic time of the block's first sample at the ADC
+            # monotonic time of the block's first sample at the ADC: PortAudio's
+            # figure, unless it is later than physics allows (the block cannot reach
+            # the callback before its last sample was captured), as ALSA's PulseAudio
+            # plugin often reports for capture; then the latest possible time.
+            now = time.monotonic()
             age = time_info.currentTime - time_info.inputBufferAdcTime
-            captured.feed(indata[:, 0], time.monotonic() - age)
+            captured.feed(indata[:, 0], min(now - age, now - frames / 48000))
             super()._callback(indata, frames, time_info, status)
 
     class TimedSpeaker(Speaker):
@@ -141,10 +174,10 @@ async def run(seconds: float, base_url: str) -> dict[str, Any]:
     mic = TimedMic(None)
     speaker = TimedSpeaker(None)
     track = AudioSourceTrack(mic)
-    track.taps.append(lambda block: sent.feed(block, time.monotonic()))
+    track.taps.append(lambda block: sent.feed(block, time.monotonic(), at_once=True))
 
     def remote(samples: np.ndarray) -> None:
-        received.feed(samples, time.monotonic() - samples.size / 48000)
+        received.feed(samples, time.monotonic(), at_once=True)
         speaker.play(samples)
 
     async with OrgaClient(base_url, KEY) as client:
@@ -191,6 +224,7 @@ async def run(seconds: float, base_url: str) -> dict[str, Any]:
         "dac_ahead_ms_median_at_click": round(statistics.median(dac_ahead), 1),
         "playout_dropped_ms": round(1000 * speaker.buffer.dropped / 48000),
         "playout_underruns": speaker.buffer.underruns,
+        "playout_target_ms_at_end": speaker.buffer.target_ms,
         "portaudio_input_latency_ms": round(1000 * mic.latency, 1),
         "portaudio_output_latency_ms": round(1000 * speaker.latency, 1),
         "ok": bool(up_m + down_m <= 60),
