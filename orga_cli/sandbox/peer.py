@@ -42,6 +42,7 @@ from ..media.audio import (
     WavWriter,
     level_dbfs,
 )
+from ..media.jitter import release_on_arrival
 from ..media.sources import FileSource
 from ..models import ASSISTANT_TEXT, USER_TRANSCRIPT, IceServer
 from .server import MODEL, FieldError
@@ -192,6 +193,11 @@ class EchoPeer:
             await self._close(call)
             raise FieldError("offer.sdp", "offer.sdp has no audio section.")
         pc.addTrack(call.reply)  # the offer's audio transceiver becomes sendrecv
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "audio":
+                release_on_arrival(
+                    transceiver.receiver
+                )  # the echo waits --echo-delay, not 80 ms more
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         call.tasks.append(asyncio.ensure_future(self._report(call)))
