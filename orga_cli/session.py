@@ -290,6 +290,7 @@ class CallSession:
         self._tasks: list[asyncio.Task[None]] = []
         self._video_sending = video is not None
         self._closed = False
+        self._connected_at: float | None = None  # when the state changed, not when polled
         self._last_heard = time.monotonic()
 
     # ------------------------------------------------------------------ public
@@ -570,7 +571,7 @@ class CallSession:
             if pc.connectionState in ("failed", "closed"):
                 raise self._connect_error(pc, "failed")
             await asyncio.sleep(0.01)
-        self.timeline.connected = time.time()
+        self.timeline.connected = self._connected_at or time.time()
         self._last_heard = time.monotonic()
         self._tasks.append(asyncio.ensure_future(self._watchdog()))
         self._set_phase("connected")
@@ -603,6 +604,8 @@ class CallSession:
 
     def _state_changed(self, pc: RTCPeerConnection) -> None:
         log.info("connection: %s (ICE %s)", pc.connectionState, pc.iceConnectionState)
+        if pc.connectionState == "connected" and self._connected_at is None:
+            self._connected_at = time.time()
         if self.timeline.connected is not None and pc.connectionState in ("failed", "closed"):
             self._peer_gone(f"the connection {pc.connectionState}")
 

@@ -70,10 +70,12 @@ def events(path: Path) -> list[dict]:
 # --------------------------------------------------------------------------- end to end
 
 
-def test_echo_of_a_tone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_echo_of_a_tone(tmp_path: Path, loop: str) -> None:
     out = tmp_path / "out.wav"
     result = orga(
-        [
+        env={"ORGA_EVENT_LOOP": loop},
+        args=[
             "call",
             "--sandbox",
             "--audio-in",
@@ -84,7 +86,7 @@ def test_echo_of_a_tone(tmp_path: Path) -> None:
             "4",
             "--no-video",
             "--json",
-        ]
+        ],
     )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
@@ -506,6 +508,13 @@ def test_sandbox_main_job_runs_headless() -> None:
         and "no camera" in result.stderr
     )
     assert "call ended (duration)" in result.stderr
+
+
+def test_an_unknown_event_loop_is_a_usage_error() -> None:
+    result = orga(["call", "--sandbox", "--duration", "1"], env={"ORGA_EVENT_LOOP": "trio"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ORGA_EVENT_LOOP" in lines[0] and "uvloop or asyncio" in lines[0]
 
 
 def test_readme_main_command_is_the_sandbox_call() -> None:
