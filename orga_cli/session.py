@@ -249,6 +249,40 @@ class StatsSnapshot:
     at: float = field(default_factory=time.monotonic)
 
 
+class DtlsFailureReason(logging.Handler):
+    """Why aiortc's DTLS handshake failed: it says so only in a debug log line.
+
+    Its DTLS logger logs only state changes and failures, so lowering its level to
+    DEBUG costs nothing; the records still reach only the handlers they did.
+    """
+
+    LOGGER = "aiortc.rtcdtlstransport"
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.reason: str | None = None
+        self._level: int | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "DTLS handshake failed (" in message:
+            self.reason = message.rsplit("(", 1)[1].rstrip(")")
+
+    def attach(self) -> None:
+        logger = logging.getLogger(self.LOGGER)
+        if self._level is None:
+            self._level = logger.level
+            logger.setLevel(logging.DEBUG)
+            logger.addHandler(self)
+
+    def detach(self) -> None:
+        logger = logging.getLogger(self.LOGGER)
+        if self._level is not None:
+            logger.removeHandler(self)
+            logger.setLevel(self._level)
+            self._level = None
+
+
 class CallSession:
     """One call. ``await start()`` connects; ``ended`` is set when it ends, ``close()`` cleans up."""
 
@@ -291,6 +325,7 @@ class CallSession:
         self._video_sending = video is not None
         self._closed = False
         self._connected_at: float | None = None  # when the state changed, not when polled
+        self._dtls_failure = DtlsFailureReason()
         self._last_heard = time.monotonic()
 
     # ------------------------------------------------------------------ public
@@ -306,6 +341,7 @@ class CallSession:
 
     async def start(self) -> None:
         """Connect, or raise an OrgaError saying which step failed."""
+        self._dtls_failure.attach()
         token = await self._token()
         servers = await self._ice_servers(token)
         pc = self._peer_connection(servers)
@@ -398,6 +434,7 @@ class CallSession:
         if self._closed:
             return
         self._closed = True
+        self._dtls_failure.detach()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -591,6 +628,13 @@ class CallSession:
         remote = ", ".join(self.remote_types) or "none"
         tried = f"local candidates: {local}; remote: {remote}"
         if pc.iceConnectionState in ("completed", "connected"):
+            if self._dtls_failure.reason == "fingerprint mismatch":
+                return CallError(
+                    f"DTLS handshake {what} after ICE connected ({tried}): the server's"
+                    " certificate does not match the fingerprint in its answer",
+                    "something between you and the server rewrote the answer or the handshake;"
+                    " check --base-url and any proxy (--dump-sdp DIR keeps the answer)",
+                )
             return CallError(
                 f"DTLS handshake {what} after ICE connected ({tried})",
                 "a middlebox may be dropping DTLS; try TURN (--relay-only) or `orga ice --probe`",

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -464,6 +468,66 @@ def test_server_disappears_mid_call(sandbox_with: Callable[..., Sandbox], tmp_pa
     assert "the server ended the call" in stderr and "recordings are kept" in stderr
     assert json.loads(stdout)["ended_by"] == "peer"
     assert len(wav(rec)[0]) > 24000
+
+
+class FingerprintSwapper(http.server.BaseHTTPRequestHandler):
+    """Forwards to a real sandbox, with the DTLS fingerprint of the /calls answer changed.
+
+    ICE then connects to the sandbox's real peer, and the DTLS handshake fails when
+    the client checks the certificate against the answer: a real DTLS failure.
+    """
+
+    upstream = ""
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))) or None
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")
+        }
+        request = urllib.request.Request(
+            self.upstream + self.path, data=body, headers=headers, method=self.command
+        )
+        with urllib.request.urlopen(request, timeout=20) as reply:
+            status, data = reply.status, reply.read()
+        if self.path.endswith("/calls"):
+            answer = json.loads(data)
+            sdp = answer["answer"]["sdp"]
+            answer["answer"]["sdp"] = re.sub(
+                r"a=fingerprint:sha-256 [0-9A-F:]+",
+                "a=fingerprint:sha-256 " + ":".join(["AB"] * 32),
+                sdp,
+            )
+            data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _forward
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_dtls_failure_after_ice_says_so(sandbox: Sandbox) -> None:
+    handler = type("Swapper", (FingerprintSwapper,), {"upstream": sandbox.base_url})
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{proxy.server_address[1]}"
+        result = orga(
+            [*BASE_ARGS, "--connect-timeout", "8", "-v"],
+            env={"ORGA_API_KEY": sandbox.api_key, "ORGA_BASE_URL": base},
+        )
+    finally:
+        proxy.shutdown()
+    assert result.returncode == 6, result.stderr
+    assert "Traceback" not in result.stderr
+    line = next(x for x in result.stderr.splitlines() if x.startswith("orga:"))
+    assert "DTLS handshake failed after ICE connected" in line, line
+    assert "local candidates: host" in line and "remote: host" in line
+    assert "does not match the fingerprint in its answer" in line and "--dump-sdp" in line
 
 
 def test_instructions_from_file(tmp_path: Path) -> None:
