@@ -514,6 +514,7 @@ class CallRunner:
             "playout_dropped_ms": round(1000 * self.speaker.buffer.dropped / self.speaker.rate)
             if self.speaker
             else None,
+            "playout_target_ms": self.speaker.buffer.target_ms if self.speaker else None,
         }
         return out
 

@@ -90,6 +90,7 @@ def test_echo_through_the_sound_card(pulse: Pulse, tmp_path: Path) -> None:
     assert abs(dominant_hz(heard, rate) - 660) <= 10
     summary = json.loads(result.stdout)
     assert summary["playout_underruns"] is not None
+    assert 20 <= summary["playout_target_ms"] <= 100
 
 
 def test_sound_server_vanishing_mid_call(pulse: Pulse, tmp_path: Path) -> None:
