@@ -145,42 +145,59 @@ def parse_audio_in(value: str) -> BlockSource:
     return FileSource(value)
 
 
-class AudioSourceTrack(MediaStreamTrack):
-    """The audio track sent to the peer: paced 20 ms Opus packets, with mute and taps.
+class OpusTrack(MediaStreamTrack):
+    """An audio track of 20 ms Opus packets: subclasses say what each block holds.
 
-    The taps (the mic recording, the level meter) see each block as it is sent.
+    aiortc sends the packets as they are (see OpusPackets); next_block() paces
+    itself to real time where its source does not.
     """
 
     kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames_sent = 0
+        self._pts = 0
+        self._pacer = Pacer()
+        self._encoder = OpusPackets()
+
+    async def next_block(self) -> np.ndarray:
+        raise NotImplementedError
+
+    async def recv(self) -> av.Packet[Any]:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            packet = self._encoder.encode(await self.next_block(), self._pts)
+            self._pts += FRAME_SAMPLES
+            self.frames_sent += 1
+            if packet is not None:
+                return packet
+
+
+class AudioSourceTrack(OpusTrack):
+    """The audio track sent to the peer, from a BlockSource, with mute and taps.
+
+    The taps (the mic recording, the level meter) see each block as it is sent.
+    """
 
     def __init__(self, source: BlockSource) -> None:
         super().__init__()
         self.source = source
         self.muted = False
         self.taps: list[Callable[[np.ndarray], None]] = []
-        self.frames_sent = 0
-        self._pts = 0
-        self._pacer = Pacer()
-        self._encoder = OpusPackets()
 
-    async def recv(self) -> av.Packet[Any]:
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError
-            block = await self.source.read()
-            if self.source.paced:
-                await self._pacer.wait()
-            else:
-                self._pacer.reset()
-            if self.muted:
-                block = SILENCE
-            for tap in self.taps:
-                tap(block)
-            packet = self._encoder.encode(block, self._pts)
-            self._pts += FRAME_SAMPLES
-            self.frames_sent += 1
-            if packet is not None:
-                return packet
+    async def next_block(self) -> np.ndarray:
+        block = await self.source.read()
+        if self.source.paced:
+            await self._pacer.wait()
+        else:
+            self._pacer.reset()
+        if self.muted:
+            block = SILENCE
+        for tap in self.taps:
+            tap(block)
+        return block
 
     def stop(self) -> None:
         super().stop()

@@ -37,13 +37,11 @@ from ..media.audio import (
     RATE,
     SILENCE,
     MonoResampler,
-    OpusPackets,
-    Pacer,
     WavWriter,
     level_dbfs,
 )
 from ..media.jitter import release_on_arrival
-from ..media.sources import FileSource
+from ..media.sources import FileSource, OpusTrack
 from ..models import ASSISTANT_TEXT, USER_TRANSCRIPT, IceServer
 from .server import MODEL, FieldError
 
@@ -63,10 +61,8 @@ class PeerConfig:
     stats_interval: float = 1.0
 
 
-class ReplyTrack(MediaStreamTrack):
+class ReplyTrack(OpusTrack):
     """The sandbox's voice: paced 20 ms packets of delayed echo, a file, or silence."""
-
-    kind = "audio"
 
     def __init__(self, delay: float, file: FileSource | None, *, echo: bool) -> None:
         super().__init__()
@@ -74,30 +70,18 @@ class ReplyTrack(MediaStreamTrack):
         self.file = file
         self.echo = echo
         self._line: deque[tuple[float, np.ndarray]] = deque(maxlen=int(10 * RATE / FRAME_SAMPLES))
-        self._pts = 0
-        self._pacer = Pacer()
-        self._encoder = OpusPackets()
-        self.sent_audio_frames = 0
 
     def hear(self, block: np.ndarray) -> None:
         if self.echo:
             self._line.append((time.monotonic() + self.delay, block))
 
-    async def recv(self) -> av.Packet[Any]:
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError
-            await self._pacer.wait()
-            block = SILENCE
-            if self.file is not None:
-                block = await self.file.read()
-            elif self._line and self._line[0][0] <= time.monotonic():
-                block = self._line.popleft()[1]
-            packet = self._encoder.encode(block, self._pts)
-            self._pts += FRAME_SAMPLES
-            self.sent_audio_frames += 1
-            if packet is not None:
-                return packet
+    async def next_block(self) -> np.ndarray:
+        await self._pacer.wait()
+        if self.file is not None:
+            return await self.file.read()
+        if self._line and self._line[0][0] <= time.monotonic():
+            return self._line.popleft()[1]
+        return SILENCE
 
 
 @dataclass
