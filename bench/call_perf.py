@@ -2,7 +2,14 @@
 
     python bench/call_perf.py connect [--runs 10]   # process start -> connected / first audio
     python bench/call_perf.py cpu [--seconds 60]    # client CPU and RSS, audio only and with video
+                                                    # (and with PulseAudio devices, if present)
     python bench/call_perf.py soak [--seconds 600]  # RSS growth over a long call (run by hand)
+
+`cpu` measures the client with a tone and no speaker (its own work), and where
+PulseAudio and PortAudio are installed, again with a real microphone and speaker
+(PulseAudio null sinks, microphone processing on, as users call), beside a bare
+PortAudio process that opens the same two streams with callbacks that do nothing:
+the floor of any PortAudio client there.
 
 `connect` also runs a minimal aiortc client (token, ICE, offer, /calls, answer,
 connected; no media devices, no UI) in the same run, alternating, as the baseline
@@ -100,6 +107,20 @@ asyncio.run(main(sys.argv[1],sys.argv[2],float(sys.argv[3])))
 """
 
 
+BARE_PORTAUDIO = r"""
+import os, sys, time, sounddevice as sd
+from orga_cli.media.devices import FRAME_SAMPLES, INPUT_LATENCY, OUTPUT_LATENCY_S
+def silence(out, frames, t, status): out.fill(0)
+def nothing(indata, frames, t, status): pass
+i = sd.InputStream(samplerate=48000, channels=1, dtype="int16", blocksize=FRAME_SAMPLES, latency=INPUT_LATENCY, callback=nothing)
+o = sd.OutputStream(samplerate=48000, channels=2, dtype="int16", blocksize=0, latency=OUTPUT_LATENCY_S, callback=silence)
+i.start(); o.start(); time.sleep(3)
+c0, t0 = sum(os.times()[:2]), time.monotonic()
+time.sleep(float(sys.argv[1]))
+print(round(100 * (sum(os.times()[:2]) - c0) / (time.monotonic() - t0), 1))
+"""
+
+
 def start_serve() -> tuple[subprocess.Popen[str], str]:
     serve = subprocess.Popen(
         [sys.executable, "-m", "orga_cli", "serve", "--api-key", KEY],
@@ -113,24 +134,16 @@ def start_serve() -> tuple[subprocess.Popen[str], str]:
     return serve, serve.stdout.readline().strip()
 
 
-def client_env(base: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORGA_", "PULSE_"))}
+def client_env(base: str, *, devices: bool = False) -> dict[str, str]:
+    drop = ("ORGA_",) if devices else ("ORGA_", "PULSE_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env.update(ORGA_API_KEY=KEY, ORGA_BASE_URL=base, ORGA_CONFIG="/nonexistent/orga.toml")
     return env
 
 
-def orga_call(base: str, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "orga_cli",
-        "call",
-        "--audio-in",
-        "tone:440",
-        "--no-speaker",
-        "--json",
-        *extra,
-    ]
+def orga_call(base: str, *extra: str, devices: bool = False) -> list[str]:
+    media = [] if devices else ["--audio-in", "tone:440", "--no-speaker"]
+    return [sys.executable, "-m", "orga_cli", "call", *media, "--json", *extra]
 
 
 def connect(runs: int) -> dict[str, object]:
@@ -193,14 +206,16 @@ def proc_rss_mb(pid: int, key: str = "VmRSS") -> float:
     return 0.0
 
 
-def measure(base: str, seconds: float, *extra: str, sample_every: float = 5.0) -> dict[str, object]:
+def measure(
+    base: str, seconds: float, *extra: str, sample_every: float = 5.0, devices: bool = False
+) -> dict[str, object]:
     """CPU share and memory of one `orga call`, from the moment it is connected."""
     proc = subprocess.Popen(
-        orga_call(base, "--duration", str(seconds), *extra),
+        orga_call(base, "--duration", str(seconds), *extra, devices=devices),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=client_env(base),
+        env=client_env(base, devices=devices),
     )
     assert proc.stderr is not None
     line = ""
@@ -239,6 +254,7 @@ def cpu(seconds: float) -> dict[str, object]:
         baseline = float(out.stdout.rsplit(":", 1)[1])
         audio = measure(base, seconds, "--no-video")
         video = measure(base, seconds, "--video-in", "testsrc", "--video-quality", "low")
+        with_devices = devices_row(base, seconds)
     finally:
         serve.terminate()
         serve.wait(10)
@@ -248,12 +264,50 @@ def cpu(seconds: float) -> dict[str, object]:
         "minimal_aiortc_tone_call_cpu_pct": baseline,
         "audio_only": audio,
         "audio_ratio_to_minimal": round(audio["cpu_pct_of_one_core"] / baseline, 2),  # type: ignore[operator]
+        "audio_only_with_pulseaudio_devices": with_devices,
         "video_640x480_24fps": video,
         "targets": {"audio_cpu_pct": 10, "video_cpu_pct": 60, "rss_mb": 200},
         "ok": audio["cpu_pct_of_one_core"] <= 10  # type: ignore[operator]
         and video["cpu_pct_of_one_core"] <= 60  # type: ignore[operator]
         and audio["rss_peak_mb"] <= 200,  # type: ignore[operator]
     }
+
+
+def devices_row(base: str, seconds: float) -> dict[str, object] | str:
+    """The audio call on a real (virtual) microphone and speaker, and PortAudio's own floor."""
+    import shutil
+    import tempfile
+
+    from client_latency import start_pulse
+
+    if shutil.which("pulseaudio") is None:
+        return "skipped: PulseAudio is not installed"
+    saved = dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp:
+        pulse = start_pulse(Path(tmp))
+        try:
+            bare = subprocess.run(
+                [sys.executable, "-c", BARE_PORTAUDIO, str(seconds / 2)],
+                capture_output=True,
+                text=True,
+                env=client_env(base, devices=True),
+                timeout=seconds + 30,
+            )
+            if bare.returncode != 0:
+                return f"skipped: PortAudio did not open the devices ({bare.stderr.strip()[-200:]})"
+            row = measure(
+                base, seconds, "--no-video", "--no-aec", "--no-ns", "--no-agc", devices=True
+            )
+        finally:
+            pulse.terminate()
+            pulse.wait(10)
+            os.environ.clear()
+            os.environ.update(saved)
+    row.pop("rss_samples_mb")
+    floor = float(bare.stdout.strip().splitlines()[-1])
+    row["bare_portaudio_streams_cpu_pct"] = floor
+    row["cpu_pct_above_portaudio_floor"] = round(row["cpu_pct_of_one_core"] - floor, 1)  # type: ignore[operator]
+    return row
 
 
 def soak(seconds: float) -> dict[str, object]:

@@ -199,7 +199,7 @@ class PlayoutBuffer:
         max_ms: int = 100,
         headroom_ms: int = 20,
         step_ms: int = 10,
-        relax_s: float = 10.0,
+        relax_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.channels = channels

@@ -125,7 +125,7 @@ class MicrophoneSource:
                 device=self.index,
                 # "low" stalls capture through ALSA's PulseAudio plugin; the queue
                 # below, not the device, decides how much delay we keep.
-                latency="high",
+                latency=INPUT_LATENCY,
                 callback=self._callback,
             )
         except Exception as exc:
@@ -190,6 +190,7 @@ class MicrophoneSource:
             pass
 
 
+INPUT_LATENCY = "high"
 OUTPUT_LATENCY_S = 0.02
 
 
