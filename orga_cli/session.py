@@ -252,16 +252,20 @@ class StatsSnapshot:
 class DtlsFailureReason(logging.Handler):
     """Why aiortc's DTLS handshake failed: it says so only in a debug log line.
 
-    Its DTLS logger logs only state changes and failures, so lowering its level to
-    DEBUG costs nothing; the records still reach only the handlers they did.
+    aiortc's DTLS logger writes debug lines only on state changes and failures, so
+    it is set to DEBUG while calls run (and restored when the last one closes);
+    those lines also reach a root handler that takes debug lines, which the CLI
+    does not have.
     """
 
     LOGGER = "aiortc.rtcdtlstransport"
+    _attached = 0
+    _saved_level = logging.NOTSET
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.reason: str | None = None
-        self._level: int | None = None
+        self._on = False
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -269,18 +273,27 @@ class DtlsFailureReason(logging.Handler):
             self.reason = message.rsplit("(", 1)[1].rstrip(")")
 
     def attach(self) -> None:
+        if self._on:
+            return
         logger = logging.getLogger(self.LOGGER)
-        if self._level is None:
-            self._level = logger.level
+        cls = DtlsFailureReason
+        if cls._attached == 0:
+            cls._saved_level = logger.level
             logger.setLevel(logging.DEBUG)
-            logger.addHandler(self)
+        cls._attached += 1
+        logger.addHandler(self)
+        self._on = True
 
     def detach(self) -> None:
+        if not self._on:
+            return
         logger = logging.getLogger(self.LOGGER)
-        if self._level is not None:
-            logger.removeHandler(self)
-            logger.setLevel(self._level)
-            self._level = None
+        logger.removeHandler(self)
+        cls = DtlsFailureReason
+        cls._attached -= 1
+        if cls._attached == 0:
+            logger.setLevel(cls._saved_level)
+        self._on = False
 
 
 class CallSession:
