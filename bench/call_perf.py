@@ -121,15 +121,17 @@ print(round(100 * (sum(os.times()[:2]) - c0) / (time.monotonic() - t0), 1))
 """
 
 
-def start_serve() -> tuple[subprocess.Popen[str], str]:
+def start_serve(*extra: str) -> tuple[subprocess.Popen[str], str]:
+    """`orga serve` on a free loopback port, and its base URL (every bench uses this one)."""
     serve = subprocess.Popen(
-        [sys.executable, "-m", "orga_cli", "serve", "--api-key", KEY],
+        [sys.executable, "-m", "orga_cli", "serve", "--api-key", KEY, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     assert serve.stdout is not None
     if not select.select([serve.stdout], [], [], 20)[0]:
+        serve.kill()
         raise SystemExit("orga serve did not start")
     return serve, serve.stdout.readline().strip()
 

@@ -33,10 +33,8 @@ import argparse
 import asyncio
 import json
 import os
-import select
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import wave
@@ -44,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from call_perf import KEY, start_serve
 
-KEY = "sk_orga_ai_bench_0123456789abcdef"
 CLICK_EVERY = 0.5
 THRESHOLD = 6000
 
@@ -238,17 +236,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runtime = Path(tmp)
         pulse = start_pulse(runtime)
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "orga_cli", "serve", "--api-key", KEY, "--echo-delay", "0.3"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        serve, base = start_serve("--echo-delay", "0.3")
         try:
-            assert serve.stdout is not None
-            if not select.select([serve.stdout], [], [], 20)[0]:
-                raise SystemExit("orga serve did not start")
-            base = serve.stdout.readline().strip()
             clicks = runtime / "clicks.wav"
             click_train(clicks, args.seconds + 5)
             player = subprocess.Popen(["paplay", "--device=mic", str(clicks)])

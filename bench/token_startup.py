@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import select
 import shutil
 import statistics
 import subprocess
@@ -20,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-KEY = "sk_orga_ai_bench_0123456789abcdef"
+from call_perf import KEY, client_env, start_serve
+
 HEAVY = ("aiortc", "av", "numpy", "sounddevice")
 BASELINE = """
 import sys, httpx
@@ -49,19 +49,9 @@ def main() -> None:
     orga = shutil.which("orga", path=str(Path(python).parent)) or shutil.which("orga")
     if not orga:
         raise SystemExit("orga is not installed next to this Python")
-    serve = subprocess.Popen(
-        [python, "-m", "orga_cli", "serve", "--api-key", KEY],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    serve, base = start_serve()
     try:
-        assert serve.stdout is not None
-        if not select.select([serve.stdout], [], [], 20)[0]:
-            raise SystemExit("orga serve did not start")
-        base = serve.stdout.readline().strip()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ORGA_")}
-        env.update(ORGA_API_KEY=KEY, ORGA_BASE_URL=base, ORGA_CONFIG="/nonexistent/orga.toml")
+        env = client_env(base)
         baseline_script = Path(os.environ.get("TMPDIR", "/tmp")) / "orga_bench_baseline.py"
         baseline_script.write_text(BASELINE)
 

@@ -7,6 +7,7 @@ recording, the level meter).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import fractions
@@ -161,8 +162,9 @@ class OpusTrack(MediaStreamTrack):
         self._pacer = Pacer()
         self._encoder = OpusPackets()
 
+    @abc.abstractmethod
     async def next_block(self) -> np.ndarray:
-        raise NotImplementedError
+        """The next 20 ms block to send, when it is due."""
 
     async def recv(self) -> av.Packet[Any]:
         while True:
