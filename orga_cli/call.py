@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from .api import OrgaClient, usable_token
 from .callui import CallView, LivePanel, PlainLines
-from .errors import ExitCode, Interrupted, MediaError, OrgaError, UsageError, secrets
+from .errors import CallError, ExitCode, Interrupted, MediaError, OrgaError, UsageError, secrets
 from .loop import handling
 from .media.audio import WavWriter
 from .media.sources import (
@@ -69,6 +69,7 @@ class CallRequest:
     duration: float | None = None
     json_out: bool = False
     options: CallOptions = field(default_factory=CallOptions)
+    reconnect: bool = True  # dial again when media stays away past options.reconnect_timeout
     tty: bool = False
     keys: bool = False
 
@@ -137,12 +138,19 @@ class CallRunner:
         self.mic_recorder: WavWriter | None = None
         self.events = EventLog(None)
         self.speaker: Any = None
+        self.receiver: Any = None  # media.receive.AudioReceiver: packets in, sound out
+        self.puller: Any = None  # pulls the receiver on the wall clock when no speaker does
+        self.reconnects = 0
+        self.outage_s = 0.0
+        self._recording = False  # received audio is recorded from the first connection on
+        self.first_session: CallSession | None = None
         self.source: BlockSource | None = None
         self.video: VideoInput | None = None
         self.sandbox: Any = None
         self.peer: Any = None
         self.processor: Any = None
         self.ended_by = "error"
+        self._deadline: float | None = None
         self._last: StatsSnapshot | None = None
         self._interrupts = 0
 
@@ -179,7 +187,7 @@ class CallRunner:
         from .media.devices import Speaker
 
         try:
-            return Speaker(req.output_device)
+            return Speaker(req.output_device, source=self.receiver.pull)
         except MediaError as exc:
             if req.sandbox and req.output_device is None:
                 self._note(
@@ -295,14 +303,21 @@ class CallRunner:
             self.view.audio_in = self.source.label
             self.video = self._open_video()
             self.view.video = self.video.label if self.video else None
+            from .media.receive import AudioReceiver
+
+            self.receiver = AudioReceiver()
             self.speaker = self._open_speaker()
             self.view.audio_out = self.speaker.label if self.speaker else "no speaker"
+            if self.speaker is not None:
+                self.speaker.taps.append(self._played)
             self._setup_processing()
             if req.record:
                 self.recorder = WavWriter(req.record)
             if req.record_mic:
                 self.mic_recorder = WavWriter(req.record_mic)
             self.events = EventLog(req.events)
+            if self.speaker is None:
+                self._pull_on_wall_clock()
             base_url, api_key = req.base_url, req.api_key
             if req.sandbox:
                 base_url, api_key = await self._start_sandbox()
@@ -312,33 +327,101 @@ class CallRunner:
                 timeout=req.timeout,
                 insecure_http=req.insecure_http,
             )
-            audio = AudioSourceTrack(self.source)
-            audio.taps.append(self._mic_block)
-            self.session = CallSession(
-                client,
-                audio,
-                self.video,
-                req.params,
-                req.options,
-                token=req.token,
-                on_phase=self._phase,
-                on_event=self._event,
-                on_remote_audio=self._remote_audio,
-            )
             keys = KeyReader(self) if req.keys else None
             try:
                 async with client:
-                    await self.session.start()
-                    self.view.connected_at = time.monotonic()
-                    await self._connected_loop()
+                    await self._dial(client, req.token)
+                    while True:
+                        await self._connected_loop()
+                        if not self._should_redial():
+                            break
+                        await self._redial(client)
             finally:
                 if keys is not None:
                     keys.close()
 
+    def _new_session(self, client: OrgaClient, token: Any) -> CallSession:
+        assert self.source is not None
+        audio = AudioSourceTrack(self.source)
+        audio.taps.append(self._mic_block)
+        if self.session is not None:
+            audio.muted = self.session.audio.muted
+        return CallSession(
+            client,
+            audio,
+            self.video,
+            self.req.params,
+            self.req.options,
+            token=token,
+            on_phase=self._phase,
+            on_event=self._event,
+            receiver=self.receiver,
+            on_media=self._media,
+        )
+
+    async def _dial(self, client: OrgaClient, token: Any) -> None:
+        self.session = self._new_session(client, token)
+        if self.first_session is None:
+            self.first_session = self.session
+        await self.session.start()
+        if self.view.connected_at is None:
+            self.view.connected_at = time.monotonic()
+        self._recording = True
+
+    def _should_redial(self) -> bool:
+        session = self.session
+        return (
+            session is not None
+            and session.end_reason == "media"
+            and self.req.reconnect
+            and not self._deadline_passed()
+        )
+
+    async def _redial(self, client: OrgaClient) -> None:
+        """Media stayed away past --reconnect-timeout: a new call on the same devices and files."""
+        old = self.session
+        assert old is not None
+        self._absorb(old)
+        self.reconnects += 1
+        self._note(f"media did not come back: dialing again (reconnect {self.reconnects})")
+        self.events.write("local", {"type": "orga.redial", "reconnects": self.reconnects})
+        token = old.token
+        if token is not None and not isinstance(token, str):
+            left = token.seconds_left()
+            if left is not None and left < 5:
+                if self.req.token is not None and self.req.api_key is None:
+                    raise CallError(
+                        "the media was lost and the --token given has expired: cannot dial again",
+                        "leave out --token so that orga can mint a new one",
+                    )
+                token = None  # a new one is minted
+        await old.close()
+        self._last = None
+        await self._dial(client, token)
+
+    def _absorb(self, session: CallSession) -> None:
+        """Keep what an ended session counted (its outages) for the call's summary."""
+        self.outage_s += session.outage_s
+        if session.reconnecting:
+            self.outage_s += time.monotonic() - session._outage_start
+
+    def _deadline_passed(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _pull_on_wall_clock(self) -> None:
+        """No sound card pulls the receiver (no speaker, or it failed): the wall clock does."""
+        from .media.receive import WallClockPull
+
+        if self.puller is None:
+            self.puller = WallClockPull(self.receiver, [self._played])
+            self.puller.start()
+
     async def _connected_loop(self) -> None:
         session = self.session
         assert session is not None and self.ui is not None
-        deadline = None if self.req.duration is None else time.monotonic() + self.req.duration
+        if self._deadline is None and self.req.duration is not None:
+            self._deadline = time.monotonic() + self.req.duration
+        deadline = self._deadline
         next_stats = 0.0
         while not session.ended.is_set():
             timeout = 0.25
@@ -386,12 +469,19 @@ class CallRunner:
         if self.mic_recorder is not None:
             self.mic_recorder.write(block)
 
-    def _remote_audio(self, samples: Any) -> None:
+    def _played(self, samples: Any) -> None:
+        """What was handed to the speaker (or pulled on the wall clock): meter and --record."""
         self.view.remote_block = samples
-        if self.recorder is not None:
+        if self.recorder is not None and self._recording:
             self.recorder.write(samples)
-        if self.speaker is not None:
-            self.speaker.play(samples)
+
+    def _media(self, what: str, seconds: float) -> None:
+        if what == "lost":
+            self._note("no media from the server: reconnecting…")
+            self.events.write("local", {"type": "orga.reconnecting", "silent_s": round(seconds, 1)})
+        else:
+            self._note(f"media is back after {seconds:.1f} s")
+            self.events.write("local", {"type": "orga.reconnected", "outage_s": round(seconds, 1)})
 
     async def _update_stats(self) -> None:
         session = self.session
@@ -402,8 +492,11 @@ class CallRunner:
         v = self.view
         v.local, v.remote = snap.local_candidate, snap.remote_candidate
         v.rtt_ms, v.jitter_ms = snap.rtt_ms, snap.jitter_ms
-        total = snap.packets_received + snap.packets_lost
-        v.loss_pct = 100 * snap.packets_lost / total if total else None
+        rx = self.receiver.stats
+        v.loss_pct = rx.loss_pct if rx.decoded + rx.lost else None
+        v.buffer_ms = self.receiver.buffer_ms if self.receiver.playing else None
+        v.buffer_target_ms = self.receiver.target_ms
+        v.concealed_pct = rx.concealed_pct if rx.samples_out else None
         if last is not None and snap.at > last.at:
             span = snap.at - last.at
             v.up_kbps = 8 * (snap.audio_bytes_sent - last.audio_bytes_sent) / span / 1000
@@ -421,8 +514,11 @@ class CallRunner:
             if not self.processor.ready:
                 label += " (starting)"
             v.echo_cancel = label if erle is None else f"{label} · ERLE est. {erle:.0f} dB"
-        if self.speaker is not None and getattr(self.speaker, "failed", False):
-            self._warn_once("the speaker stopped; no sound")
+        if self.speaker is not None:
+            self.speaker.check()
+            if self.speaker.failed:
+                self._warn_once("the speaker stopped; no sound")
+                self._pull_on_wall_clock()  # --record keeps the wall clock
 
     def _warn_once(self, message: str) -> None:
         if message not in self.view.warnings:
@@ -458,10 +554,12 @@ class CallRunner:
     async def _cleanup(self) -> None:
         if self.session is not None:
             await self.session.close()
-        elif self.source is not None:
+        if self.source is not None:
             self.source.close()
-        if self.video is not None and self.session is None:
+        if self.video is not None:
             self.video.close()
+        if self.puller is not None:
+            await self.puller.stop()
         if self.speaker is not None:
             self.speaker.close()
         for recorder in (self.recorder, self.mic_recorder):
@@ -477,11 +575,19 @@ class CallRunner:
 
     async def _summary(self) -> dict[str, Any]:
         session = self.session
+        first = self.first_session
         snap = self._last or StatsSnapshot()
-        timeline = session.timeline if session is not None else None
+        timeline = first.timeline if first is not None else None
         connected = timeline.connected if timeline else None
         duration = (time.time() - connected) if connected else 0.0
-        total = snap.packets_received + snap.packets_lost
+        outage_s = self.outage_s
+        if session is not None:
+            outage_s += session.outage_s
+            if session.reconnecting:
+                outage_s += time.monotonic() - session._outage_start
+        rx = self.receiver.stats if self.receiver is not None else None
+        mean_delay = rx.mean_delay_ms if rx else None
+        current_delay = self.receiver.buffer_ms if self.receiver is not None else None
         out: dict[str, Any] = {
             "conversation_id": session.conversation_id if session else None,
             "session_id": session.session_id if session else None,
@@ -491,12 +597,27 @@ class CallRunner:
             "ended_by": self.ended_by,
             "packets_sent": snap.packets_sent,
             "bytes_sent": snap.bytes_sent,
-            "packets_received": snap.packets_received,
+            "packets_received": rx.packets if rx else 0,
             "bytes_received": snap.bytes_received,
             "video_packets_sent": snap.video_packets_sent,
             "video_bytes_sent": snap.video_bytes_sent,
-            "packets_lost": snap.packets_lost,
-            "loss_pct": round(100 * snap.packets_lost / total, 2) if total else 0.0,
+            "packets_lost": rx.lost if rx else 0,
+            "packets_late": rx.late if rx else 0,
+            "loss_pct": round(rx.loss_pct, 2) if rx else 0.0,
+            "concealed_pct": round(rx.concealed_pct, 2) if rx else 0.0,
+            "fec_recovered": rx.fec_recovered if rx else 0,
+            "jitter_buffer_ms": {
+                "mean": None if mean_delay is None else round(mean_delay, 1),
+                "current": None if current_delay is None else round(current_delay, 1),
+                "target": round(self.receiver.target_ms, 1) if self.receiver else None,
+            },
+            "time_stretch_ms": {
+                "accelerated": round(1000 * rx.accelerated / 48000) if rx else 0,
+                "expanded": round(1000 * rx.expanded / 48000) if rx else 0,
+            },
+            "playout_underruns": rx.underruns if rx else 0,
+            "reconnects": self.reconnects,
+            "outage_ms": round(1000 * outage_s),
             "jitter_ms": None if snap.jitter_ms is None else round(snap.jitter_ms, 2),
             "rtt_ms": None if snap.rtt_ms is None else round(snap.rtt_ms, 2),
             "local_candidate": snap.local_candidate,
@@ -510,11 +631,6 @@ class CallRunner:
             "erle_db_estimate": None
             if self.processor is None or self.processor.erle_db() is None
             else round(self.processor.erle_db(), 1),
-            "playout_underruns": self.speaker.buffer.underruns if self.speaker else None,
-            "playout_dropped_ms": round(1000 * self.speaker.buffer.dropped / self.speaker.rate)
-            if self.speaker
-            else None,
-            "playout_target_ms": self.speaker.buffer.target_ms if self.speaker else None,
         }
         return out
 

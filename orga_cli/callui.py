@@ -28,6 +28,9 @@ class CallView:
     rtt_ms: float | None = None
     jitter_ms: float | None = None
     loss_pct: float | None = None
+    buffer_ms: float | None = None  # the receive buffer's playout delay now
+    buffer_target_ms: float | None = None
+    concealed_pct: float | None = None
     up_kbps: float | None = None
     video_up_kbps: float | None = None
     down_kbps: float | None = None
@@ -114,7 +117,8 @@ class LivePanel:
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()
         elapsed = time.monotonic() - (v.connected_at or v.started)
-        phase = Text(v.phase, style="green" if v.phase == "connected" else "yellow")
+        label = "reconnecting…" if v.phase == "reconnecting" else v.phase
+        phase = Text(label, style="green" if v.phase == "connected" else "bold yellow")
         phase.append(f"  {clock(elapsed)}", style="bold")
         if v.conversation_id:
             phase.append(f"  conversation {v.conversation_id}", style="dim")
@@ -126,6 +130,11 @@ class LivePanel:
         grid.add_row(
             "network",
             f"RTT {_num(v.rtt_ms, 'ms')}   jitter {_num(v.jitter_ms, 'ms', 1)}   loss {_num(v.loss_pct, '%', 1)}",
+        )
+        grid.add_row(
+            "buffer",
+            f"{_num(v.buffer_ms, 'ms')} (target {_num(v.buffer_target_ms, 'ms')})"
+            f"   concealed {_num(v.concealed_pct, '%', 1)}",
         )
         up = f"audio {_num(v.up_kbps, 'kbit/s')}"
         if v.video is not None:
@@ -176,7 +185,9 @@ class PlainLines:
             detail = ""
             if v.phase == "connected" and (v.local or v.remote):
                 detail = f": {v.local} <-> {v.remote}"
-            self._write(f"phase {v.phase}{detail}")
+            self._write(
+                f"phase {'reconnecting…' if v.phase == 'reconnecting' else v.phase}{detail}"
+            )
 
     def line(self, speaker: str, text: str) -> None:
         self._write(f"{speaker}: {text}")

@@ -676,6 +676,25 @@ def serve(
     reply: ReplyOpt = "echo",
     echo_delay: EchoDelayOpt = 0.5,
     save_received: SaveReceivedOpt = None,
+    network: Annotated[
+        str | None,
+        typer.Option(
+            "--network",
+            metavar="SPEC",
+            help="Impair each call's media through a UDP relay, per direction, e.g."
+            " 'down=loss:5%,delay:40ms,jitter:30ms,reorder:5%;up=loss:2%'"
+            " (items: loss, delay, jitter, inorder, reorder; both= sets the two).",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Make --network's random choices repeat.", show_default=False),
+    ] = None,
+    no_fec: Annotated[
+        bool,
+        typer.Option("--no-fec", help="Never answer useinbandfec=1 nor send Opus in-band FEC."),
+    ] = False,
     verbose: VerboseOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
@@ -689,8 +708,16 @@ def serve(
     def work() -> None:
         from .api import is_loopback_host
         from .errors import secrets
+        from .sandbox.network import parse_network
         from .sandbox.peer import PeerConfig
         from .sandbox.serve import build_config, serve_forever
+
+        try:
+            impairments = None if network is None else parse_network(network, seed)
+        except ValueError as exc:
+            raise UsageError(
+                f"--network: {exc}", "e.g. --network 'down=loss:5%,jitter:30ms;up=loss:2%'"
+            ) from exc
 
         config = build_config(
             api_key=api_key,
@@ -717,7 +744,11 @@ def serve(
             reply=reply,
             save_received=save_received,
             ice_servers=config.ice_servers,
+            fec=not no_fec,
+            network=impairments,
         )
+        if impairments is not None:
+            sys.stderr.write(f"network: {impairments.describe()}\n")
         loop.run(serve_forever(config, peer_config, host=host, port=port))
 
     try:
@@ -937,6 +968,23 @@ def call(
             show_default=True,
         ),
     ] = 10.0,
+    reconnect_timeout: Annotated[
+        float,
+        _opt(
+            "--reconnect-timeout",
+            min=1.0,
+            metavar="SECONDS",
+            help="When media stops, ride out the outage this long, then dial again.",
+            show_default=True,
+        ),
+    ] = 20.0,
+    no_reconnect: Annotated[
+        bool,
+        _opt(
+            "--no-reconnect",
+            help="End the call (exit 6) when media has not come back within --reconnect-timeout.",
+        ),
+    ] = False,
     dump_sdp: Annotated[
         Path | None,
         _opt(
@@ -1040,7 +1088,9 @@ def call(
                 ice_servers=servers,
                 email=None if sandbox else settings.value("email"),
                 dump_sdp=dump_sdp,
+                reconnect_timeout=reconnect_timeout,
             ),
+            reconnect=not no_reconnect,
             tty=tty,
             keys=tty and sys.stdin.isatty(),
         )

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -31,8 +30,8 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from .api import OrgaClient
 from .errors import CallError, OrgaError, redact_bearer, secrets
-from .media.audio import MonoResampler
-from .media.jitter import release_on_arrival
+from .media.fec import fec_requested, follow_reported_loss, with_opus_fec
+from .media.receive import AudioReceiver, feed_from
 from .media.sources import AudioSourceTrack, VideoInput
 from .models import ChannelEvent, IceServer, IceUrl, Token
 from .voices import DEFAULT_VOICE
@@ -102,7 +101,8 @@ class CallParams:
 class CallOptions:
     ice_timeout: float = 2.0  # bound on candidate gathering
     connect_timeout: float = 10.0  # bound on ICE + DTLS after the answer
-    peer_timeout: float = 5.0  # no audio from the server this long: it is gone
+    media_gap: float = 1.5  # no audio from the server this long: "reconnecting…"
+    reconnect_timeout: float = 20.0  # ... this long: the call is lost (the caller may dial again)
     relay_only: bool = False
     ice_servers: list[IceServer] | None = None  # overrides the API's list
     email: str | None = None
@@ -310,7 +310,8 @@ class CallSession:
         token: Token | str | None = None,
         on_phase: Callable[[str], None] | None = None,
         on_event: Callable[[str, ChannelEvent | dict[str, Any]], None] | None = None,
-        on_remote_audio: Callable[[Any], None] | None = None,
+        receiver: AudioReceiver | None = None,
+        on_media: Callable[[str, float], None] | None = None,
     ) -> None:
         self.client = client
         self.audio = audio
@@ -328,10 +329,15 @@ class CallSession:
         self.ice_notes: list[str] = []
         self.local_types: list[str] = []
         self.remote_types: list[str] = []
-        self.remote_audio_frames = 0
+        # Received audio goes, packet by packet, to the media layer's receive component.
+        self.receiver = receiver or AudioReceiver()
+        self.reconnecting = False
+        self.outages = 0
+        self.outage_s = 0.0
         self._on_phase = on_phase or (lambda phase: None)
         self._on_event = on_event or (lambda direction, event: None)
-        self._on_remote_audio = on_remote_audio or (lambda samples: None)
+        self._on_media = on_media or (lambda what, seconds: None)
+        self._next_probe = 0.0  # when media stops: is the server's port still open?
         self._pc: RTCPeerConnection | None = None
         self._sender: ChannelSender | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -340,6 +346,8 @@ class CallSession:
         self._connected_at: float | None = None  # when the state changed, not when polled
         self._dtls_failure = DtlsFailureReason()
         self._last_heard = time.monotonic()
+        self._fec_asked = False
+        self._outage_start = time.monotonic()
 
     # ------------------------------------------------------------------ public
 
@@ -450,18 +458,16 @@ class CallSession:
         self._dtls_failure.detach()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(task, 1)
+        if self._tasks:  # bounded, and never waiting on a task that will not end
+            await asyncio.wait(self._tasks, timeout=1)
         if self._pc is not None:
             try:
                 await asyncio.wait_for(self._pc.close(), 2)
             except (asyncio.TimeoutError, Exception) as exc:
                 log.debug("closing the peer connection: %r", exc)
-        # Stop our sources after the pc (stopping tracks first can hang pc.close, aiortc #283).
+        # Stop our track after the pc (stopping tracks first can hang pc.close, aiortc #283).
+        # The sources behind the tracks belong to the caller: a new call may use them again.
         self.audio.stop()
-        if self.video is not None:
-            self.video.close()
 
     # ------------------------------------------------------------------ steps
 
@@ -510,7 +516,7 @@ class CallSession:
         pc = RTCPeerConnection(configuration=config)
         self._pc = pc
         audio = pc.addTransceiver(self.audio, direction="sendrecv")
-        release_on_arrival(audio.receiver)
+        feed_from(audio.receiver, self.receiver)
         if self.video is not None:
             pc.addTransceiver(self.video.track, direction="sendonly")
         channel = pc.createDataChannel(CHANNEL_LABEL)
@@ -553,7 +559,8 @@ class CallSession:
         for line in local.sdp.splitlines():
             if line.startswith("a=candidate:"):
                 candidates.append({"candidate": line[2:], "sdpMid": "0", "sdpMLineIndex": 0})
-        return {"sdp": local.sdp, "type": "offer", "candidates": candidates}
+        # Ask for Opus in-band FEC as browsers do; our receiver decodes it (media/receive.py).
+        return {"sdp": with_opus_fec(local.sdp), "type": "offer", "candidates": candidates}
 
     def _bound_gathering(self, pc: RTCPeerConnection) -> None:
         """Bound STUN/TURN queries by --ice-timeout instead of aioice's fixed 5 s.
@@ -600,6 +607,11 @@ class CallSession:
                 "the answer has no audio section (m=audio)", "the server rejected audio"
             )
         self.remote_types = candidate_types(sdp)
+        self._fec_asked = fec_requested(sdp)
+        self.audio.encoder.set_fec(self._fec_asked)
+        log.info(
+            "the answer %s Opus in-band FEC", "asks for" if self._fec_asked else "does not ask for"
+        )
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except Exception as exc:
@@ -624,17 +636,88 @@ class CallSession:
         self.timeline.connected = self._connected_at or time.time()
         self._last_heard = time.monotonic()
         self._tasks.append(asyncio.ensure_future(self._watchdog()))
+        if self._fec_asked:
+            sender = next(t.sender for t in pc.getTransceivers() if t.kind == "audio")
+            self._tasks.append(
+                asyncio.ensure_future(follow_reported_loss(sender, self.audio.encoder))
+            )
         self._set_phase("connected")
 
     async def _watchdog(self) -> None:
-        """A server that vanishes (killed, unplugged) is noticed by ICE only after ~30 s."""
-        limit = self.options.peer_timeout
+        """Media that stops is an outage until it comes back, or until reconnect_timeout.
+
+        A server that really vanished is noticed sooner: its port answers our
+        packets with ICMP "port unreachable" (or its data channel closes).
+        """
+        opts = self.options
         while not self.ended.is_set():
-            await asyncio.sleep(min(0.5, limit / 4))
-            silent = time.monotonic() - self._last_heard
-            if silent > limit:
-                self._peer_gone(f"nothing received for {silent:.0f} s: it may have disappeared")
-                return
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            if self.receiver.last_arrival is not None:
+                self._last_heard = max(self._last_heard, self.receiver.last_arrival)
+            first = self.receiver.first_arrival
+            if self.timeline.first_audio is None and first is not None:
+                self.timeline.first_audio = time.time() - (now - first)
+            silent = now - self._last_heard
+            if silent > 0.5 and now >= self._next_probe:
+                self._next_probe = now + 1.0
+                if await self._port_refused():
+                    self._peer_gone('its address answers "port unreachable": it has gone away')
+                    return
+            if not self.reconnecting and silent > opts.media_gap:
+                self.reconnecting = True
+                log.warning("no media from the server for %.1f s: reconnecting…", silent)
+                self._on_media("lost", silent)
+                self._set_phase("reconnecting")
+            elif self.reconnecting and silent < opts.media_gap:
+                self.reconnecting = False
+                outage = now - self._outage_start
+                self.outages += 1
+                self.outage_s += outage
+                log.warning("media is back after %.1f s", outage)
+                self._on_media("back", outage)
+                self._set_phase("connected")
+            if self.reconnecting:
+                if silent > opts.reconnect_timeout:
+                    self.end(
+                        "media",
+                        CallError(
+                            f"no media from the server for {silent:.0f} s",
+                            "check the network; --reconnect-timeout waits longer",
+                        ),
+                    )
+                    return
+            else:
+                self._outage_start = self._last_heard
+
+    async def _port_refused(self) -> bool:
+        """Does the server's address answer "port unreachable"? (A process that vanished.)
+
+        aioice's sockets are not connected, and Linux reports ICMP errors only to a
+        connected UDP socket; so one STUN Binding request goes to the remote address
+        of the nominated pair from a connected socket of our own. A live server
+        answers it or ignores it; a closed port makes the kernel refuse.
+        """
+        import socket
+
+        _, remote = self.selected_pair()
+        if remote is None:
+            return False
+        host, _, port = remote.split(" ", 1)[1].rpartition(":")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        request = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + os.urandom(12)
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            try:
+                sock.connect((host.strip("[]"), int(port)))
+                sock.send(request)
+                await asyncio.sleep(0.2)
+                sock.recv(2048)
+            except ConnectionRefusedError:
+                return True
+            except OSError:
+                return False
+        return False
 
     def _connect_error(self, pc: RTCPeerConnection, what: str) -> CallError:
         local = ", ".join(self.local_types) or "none"
@@ -681,25 +764,9 @@ class CallSession:
         self._on_event("in", event)
 
     def _remote_track(self, track: MediaStreamTrack) -> None:
+        # Received audio never reaches the track: its packets go to self.receiver.
         log.info("remote %s track", track.kind)
-        if track.kind == "audio":
-            self._tasks.append(asyncio.ensure_future(self._read_audio(track)))
-        else:
-            self._tasks.append(asyncio.ensure_future(self._blackhole(track)))
-
-    async def _read_audio(self, track: MediaStreamTrack) -> None:
-        resample = MonoResampler()
-        try:
-            while True:
-                frame = await track.recv()
-                assert isinstance(frame, av.AudioFrame)
-                if self.timeline.first_audio is None:
-                    self.timeline.first_audio = time.time()
-                self.remote_audio_frames += 1
-                self._last_heard = time.monotonic()
-                self._on_remote_audio(resample(frame))
-        except MediaStreamError:
-            self._peer_gone("the remote audio ended")
+        self._tasks.append(asyncio.ensure_future(self._blackhole(track)))
 
     async def _blackhole(self, track: MediaStreamTrack) -> None:
         # A remote track nobody reads grows an unbounded queue.

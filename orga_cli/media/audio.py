@@ -1,4 +1,4 @@
-"""Audio building blocks: 20 ms frames at 48 kHz, levels, WAV files, the playout buffer.
+"""Audio building blocks: 20 ms frames at 48 kHz, Opus packets, levels, WAV files.
 
 numpy and av are imported here; nothing in this module touches PortAudio.
 """
@@ -10,7 +10,6 @@ import math
 import threading
 import time
 import wave
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -89,33 +88,21 @@ class OpusPackets:
     for the RTP audio-level header extension. Encoding mono 20 ms blocks inline
     is what a browser sends (Opus mono in an opus/48000/2 stream) and costs
     about a third of that. The audio-level header extension is not sent.
+
+    The encoder is libopus itself (media/opus.py), so in-band FEC and the
+    expected loss can follow the far end (``encoder.set_fec``,
+    ``encoder.set_expected_loss``).
     """
 
     def __init__(self, bitrate: int = 64_000) -> None:
-        codec = av.CodecContext.create("libopus", "w")
-        codec.bit_rate = bitrate
-        codec.format = "s16"
-        codec.layout = "mono"
-        codec.sample_rate = RATE
-        codec.time_base = TIME_BASE
-        codec.options = {"application": "voip"}
-        self._codec = codec
-        # One frame, refilled for every block: the encoder has consumed it by the
-        # time encode() returns.
-        self._frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        self._frame.sample_rate = RATE
-        self._frame.time_base = TIME_BASE
-        self._samples = np.frombuffer(memoryview(self._frame.planes[0]), np.int16, FRAME_SAMPLES)
+        from .opus import Encoder
 
-    def encode(self, block: np.ndarray, pts: int) -> av.Packet[Any] | None:
+        self.encoder = Encoder(bitrate, fec=False)
+
+    def encode(self, block: np.ndarray, pts: int) -> av.Packet[Any]:
         """The packet for one 20 ms block whose first sample is number *pts*."""
-        self._samples[:] = block
-        self._frame.pts = pts
-        packets = self._codec.encode(self._frame)
-        if not packets:  # libopus answers every whole 20 ms frame at once; never seen
-            return None
-        packet = packets[0]  # one frame in, one packet out
-        packet.pts = pts  # libopus shifts pts by its look-ahead; RTP wants the block's
+        packet = av.Packet(self.encoder.encode(block))
+        packet.pts = pts
         packet.time_base = TIME_BASE
         return packet
 
@@ -174,105 +161,6 @@ class WavWriter:
     @property
     def seconds(self) -> float:
         return self.frames / self.rate
-
-
-class PlayoutBuffer:
-    """A small, bounded FIFO of int16 samples between the network and the sound card.
-
-    The producer (the event loop) pushes decoded audio; the consumer (PortAudio's
-    thread) pulls exactly what the device asks for. Playback starts once
-    ``target`` is buffered. The target follows the network: it starts at
-    ``min_ms``, grows by ``step_ms`` after each underrun (up to ``max_ms``) and
-    shrinks by a step after ``relax_s`` without one, so a steady link plays with
-    the least delay and a jittery one stops stuttering. When a push would go
-    above ``high`` (target + ``headroom_ms``: the device runs slower than the
-    sender, or a burst arrived) the oldest audio is dropped down to the target.
-    An underrun yields silence and waits for the target again.
-    """
-
-    def __init__(
-        self,
-        channels: int,
-        rate: int,
-        *,
-        min_ms: int = 20,
-        max_ms: int = 100,
-        headroom_ms: int = 20,
-        step_ms: int = 10,
-        relax_s: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.channels = channels
-        self.rate = rate
-        self._min = rate * min_ms // 1000
-        self._max = rate * max_ms // 1000
-        self._headroom = rate * headroom_ms // 1000
-        self._step = rate * step_ms // 1000
-        self._relax_s = relax_s
-        self._clock = clock
-        self.target = self._min
-        self._changed = clock()
-        self._buf = np.zeros(((self._max + self._headroom) * 2, channels), dtype=np.int16)
-        self._len = 0
-        self._lock = threading.Lock()
-        self._primed = False
-        self.dropped = 0  # samples dropped above the high watermark
-        self.underruns = 0  # callbacks that found too little audio
-        self.played = 0  # samples handed to the device
-
-    @property
-    def high(self) -> int:
-        return self.target + self._headroom
-
-    @property
-    def target_ms(self) -> float:
-        return 1000 * self.target / self.rate
-
-    def push(self, samples: np.ndarray) -> None:
-        block = samples.reshape(-1, self.channels)
-        with self._lock:
-            if self.target > self._min and self._clock() - self._changed >= self._relax_s:
-                self.target = max(self._min, self.target - self._step)
-                self._changed = self._clock()
-            n = block.shape[0]
-            if n > self.high:
-                self.dropped += n - self.high
-                block, n = block[-self.high :], self.high
-            if self._len + n > self.high:
-                # Drop the oldest audio so that what remains is about `target` long.
-                keep = max(0, self.target - n)
-                drop = max(0, self._len - keep)
-                self._buf[: self._len - drop] = self._buf[drop : self._len]
-                self._len -= drop
-                self.dropped += drop
-            self._buf[self._len : self._len + n] = block
-            self._len += n
-            if self._len >= self.target:
-                self._primed = True
-
-    def pull(self, out: np.ndarray) -> None:
-        """Fill *out* (frames x channels) from the buffer, silence where it runs dry."""
-        need = out.shape[0]
-        with self._lock:
-            if not self._primed:
-                out.fill(0)
-                return
-            take = min(need, self._len)
-            out[:take] = self._buf[:take]
-            if take:
-                self._buf[: self._len - take] = self._buf[take : self._len]
-                self._len -= take
-            if take < need:
-                out[take:] = 0
-                self.underruns += 1
-                self._primed = False  # rebuild the cushion before playing again
-                self.target = min(self._max, self.target + self._step)
-                self._changed = self._clock()
-            self.played += take
-
-    @property
-    def buffered_ms(self) -> float:
-        return 1000 * self._len / self.rate
 
 
 def probe_audio_file(path: str) -> None:

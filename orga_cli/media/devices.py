@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import logging
 import sys
-import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..errors import MediaError
-from .audio import FRAME_SAMPLES, RATE, SILENCE, PlayoutBuffer
+from .audio import FRAME_SAMPLES, RATE, SILENCE
 
 log = logging.getLogger(__name__)
 
@@ -195,14 +195,17 @@ OUTPUT_LATENCY_S = 0.02
 
 
 class Speaker:
-    """The model's voice on the sound card, through a small playout buffer.
+    """The model's voice on the sound card, pulled at the card's pace.
 
-    Audio arrives as 48 kHz mono; it is converted to the device's rate and
-    channel count. The callback pulls from the buffer and plays silence when it
-    runs dry; a device that fails mid-call is reported once and then ignored.
+    PortAudio's callback asks *source* (the receive component: it never answers
+    with a hole) for exactly the samples the device wants, as 48 kHz mono, and
+    copies them to every channel. A device that fails mid-call is reported once
+    and then ignored.
     """
 
-    def __init__(self, device: str | None = None) -> None:
+    def __init__(
+        self, device: str | None = None, *, source: Callable[[int], np.ndarray] | None = None
+    ) -> None:
         sd = sounddevice()
         self.index = find_device(device, "output")
         info = sd.query_devices(self.index)
@@ -210,11 +213,11 @@ class Speaker:
         self.channels = 2 if info["max_output_channels"] >= 2 else 1
         self.rate = RATE
         self.failed = False
-        self.buffer = PlayoutBuffer(self.channels, self.rate)
+        self.source = source or (lambda n: np.zeros(n, np.int16))
         # Called in PortAudio's thread with what was just handed to the device (mono);
         # a tap must only copy and hand over.
         self.taps: list[Any] = []
-        self._lock = threading.Lock()
+        self._closing = False
         try:
             self._stream = sd.OutputStream(
                 samplerate=self.rate,
@@ -234,27 +237,21 @@ class Speaker:
                 f"cannot open the speaker {info['name']} ({exc})", ALTERNATIVES
             ) from exc
         self.latency = float(self._stream.latency)
-        self._closing = False
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        self.buffer.pull(outdata)
+        mono = self.source(frames)
+        outdata[:] = mono[:, None]
         for tap in self.taps:
-            tap(outdata[:, 0])
+            tap(mono)
 
     def _finished(self) -> None:
-        if not getattr(self, "_closing", False) and not self.failed:
+        if not self._closing and not self.failed:
             self.failed = True
             log.warning("the speaker stopped; the call goes on without sound")
 
-    def play(self, mono: np.ndarray) -> None:
-        """Queue 48 kHz mono int16 samples."""
-        if self.failed:
-            return
-        if self.channels == 2:
-            self.buffer.push(np.repeat(mono, 2))
-        else:
-            self.buffer.push(mono)
-        if not self._stream.active and not self._closing:
+    def check(self) -> None:
+        """Notice a stream that stopped without telling (a vanished device)."""
+        if not self.failed and not self._closing and not self._stream.active:
             self._finished()
 
     def close(self) -> None:

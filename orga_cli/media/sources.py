@@ -160,21 +160,20 @@ class OpusTrack(MediaStreamTrack):
         self.frames_sent = 0
         self._pts = 0
         self._pacer = Pacer()
-        self._encoder = OpusPackets()
+        self._packets = OpusPackets()
+        self.encoder = self._packets.encoder  # libopus: FEC and expected loss (media/fec.py)
 
     @abc.abstractmethod
     async def next_block(self) -> np.ndarray:
         """The next 20 ms block to send, when it is due."""
 
     async def recv(self) -> av.Packet[Any]:
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError
-            packet = self._encoder.encode(await self.next_block(), self._pts)
-            self._pts += FRAME_SAMPLES
-            self.frames_sent += 1
-            if packet is not None:
-                return packet
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet = self._packets.encode(await self.next_block(), self._pts)
+        self._pts += FRAME_SAMPLES
+        self.frames_sent += 1
+        return packet
 
 
 class AudioSourceTrack(OpusTrack):
@@ -200,10 +199,6 @@ class AudioSourceTrack(OpusTrack):
         for tap in self.taps:
             tap(block)
         return block
-
-    def stop(self) -> None:
-        super().stop()
-        self.source.close()
 
 
 # --------------------------------------------------------------------------- video

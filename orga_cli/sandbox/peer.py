@@ -36,11 +36,11 @@ from ..media.audio import (
     FRAME_SAMPLES,
     RATE,
     SILENCE,
-    MonoResampler,
     WavWriter,
     level_dbfs,
 )
-from ..media.jitter import release_on_arrival
+from ..media.fec import fec_requested, follow_reported_loss, with_opus_fec
+from ..media.receive import AudioReceiver, WallClockPull, feed_from
 from ..media.sources import FileSource, OpusTrack
 from ..models import ASSISTANT_TEXT, USER_TRANSCRIPT, IceServer
 from .server import MODEL, FieldError
@@ -59,6 +59,8 @@ class PeerConfig:
     save_received: Path | None = None
     ice_servers: tuple[IceServer, ...] = ()
     stats_interval: float = 1.0
+    fec: bool = True  # answer useinbandfec=1 when the offer has it, and send FEC
+    network: Any = None  # sandbox.network.Impairments: a lossy relay in front of each call
 
 
 class ReplyTrack(OpusTrack):
@@ -128,6 +130,10 @@ class EchoCall:
     video_size: str | None = None
     session_updates: int = 0
     recording: WavWriter | None = None
+    receiver: AudioReceiver = field(default_factory=AudioReceiver)
+    puller: WallClockPull | None = None
+    relay: Any = None
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     utterances: Utterances = field(default_factory=Utterances)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     closed: bool = False
@@ -168,8 +174,15 @@ class EchoPeer:
         pc.on("track", lambda track: self._track(call, track))
         pc.on("datachannel", lambda channel: self._channel(call, channel))
         pc.on("connectionstatechange", lambda: self._state(call))
+        offer_sdp = offer["sdp"]
+        if self.config.network is not None:
+            from .network import Relay
+
+            call.relay = Relay(self.config.network, name=conversation_id)
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+            if call.relay is not None:
+                offer_sdp = await call.relay.rewrite_offer(offer_sdp)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as exc:
             await self._close(call)
             raise FieldError("offer.sdp", f"offer.sdp could not be parsed: {exc}") from exc
@@ -179,16 +192,33 @@ class EchoPeer:
         pc.addTrack(call.reply)  # the offer's audio transceiver becomes sendrecv
         for transceiver in pc.getTransceivers():
             if transceiver.kind == "audio":
-                release_on_arrival(
-                    transceiver.receiver
-                )  # the echo waits --echo-delay, not 80 ms more
+                # What it hears goes through the same kind of receive buffer as a client's.
+                feed_from(transceiver.receiver, call.receiver)
+        call.puller = WallClockPull(call.receiver, [lambda block: self._heard(call, block)])
+        call.puller.start()
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
+        sdp = pc.localDescription.sdp
+        fec = self.config.fec and fec_requested(offer["sdp"])
+        if fec:
+            sdp = with_opus_fec(sdp, {"useinbandfec": "1"})
+            call.reply.encoder.set_fec(True)
+            sender = next(t.sender for t in pc.getTransceivers() if t.kind == "audio")
+            call.tasks.append(
+                asyncio.ensure_future(follow_reported_loss(sender, call.reply.encoder))
+            )
+        if call.relay is not None:
+            sdp = await call.relay.rewrite_answer(sdp)
         call.tasks.append(asyncio.ensure_future(self._report(call)))
-        log.info("call %s answered (voice %s)", conversation_id, params.get("voice", "Sofía"))
+        log.info(
+            "call %s answered (voice %s, FEC %s)",
+            conversation_id,
+            params.get("voice", "Sofía"),
+            "on" if fec else "off",
+        )
         return {
             "conversation_id": conversation_id,
-            "answer": {"sdp": pc.localDescription.sdp, "type": "answer"},
+            "answer": {"sdp": sdp, "type": "answer"},
         }
 
     # ------------------------------------------------------------------ media
@@ -200,22 +230,25 @@ class EchoPeer:
             call.tasks.append(asyncio.ensure_future(self._video(call, track)))
 
     async def _audio(self, call: EchoCall, track: MediaStreamTrack) -> None:
-        resample = MonoResampler()
-        pending = np.zeros(0, dtype=np.int16)
+        # The packets go to call.receiver (see __call__); the track itself stays empty.
         with contextlib.suppress(MediaStreamError):
             while True:
-                frame = await track.recv()
-                assert isinstance(frame, av.AudioFrame)
-                pending = np.concatenate([pending, resample(frame)])
-                while pending.size >= FRAME_SAMPLES:
-                    block, pending = pending[:FRAME_SAMPLES], pending[FRAME_SAMPLES:]
-                    call.audio_ms += 1000 * FRAME_SAMPLES / RATE
-                    call.reply.hear(block)
-                    if call.recording is not None:
-                        call.recording.write(block)
-                    length = call.utterances.feed(block)
-                    if length is not None:
-                        self._utterance(call, length)
+                await track.recv()
+
+    def _heard(self, call: EchoCall, samples: np.ndarray) -> None:
+        """What the receive buffer plays, on the wall clock, cut into 20 ms blocks."""
+        if not call.receiver.playing:
+            return
+        call.pending = np.concatenate([call.pending, samples])
+        while call.pending.size >= FRAME_SAMPLES:
+            block, call.pending = call.pending[:FRAME_SAMPLES], call.pending[FRAME_SAMPLES:]
+            call.audio_ms += 1000 * FRAME_SAMPLES / RATE
+            call.reply.hear(block)
+            if call.recording is not None:
+                call.recording.write(block)
+            length = call.utterances.feed(block)
+            if length is not None:
+                self._utterance(call, length)
 
     def _utterance(self, call: EchoCall, length: float) -> None:
         item = f"item_{call.utterances.count}"
@@ -306,8 +339,12 @@ class EchoPeer:
         call.closed = True
         for task in call.tasks:
             task.cancel()
+        if call.puller is not None:
+            await call.puller.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(call.pc.close(), 2)
+        if call.relay is not None:
+            call.relay.close()
         if call.reply.file is not None:
             call.reply.file.close()
         if call.recording is not None:

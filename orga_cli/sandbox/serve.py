@@ -65,3 +65,8 @@ async def serve_forever(
         finally:
             await peer.close()
             await server.stop()
+            if peer_config.network is not None:
+                from .network import totals_line
+
+                sys.stderr.write(totals_line() + "\n")
+                sys.stderr.flush()

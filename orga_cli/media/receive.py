@@ -1,0 +1,499 @@
+"""Received audio, from RTP packet to the sound card's pace: what aiortc lacks of NetEq.
+
+``AudioReceiver`` takes the Opus packets of one stream as they arrive (from the
+event loop) and hands out PCM to whoever pulls at the device's pace (the
+speaker's PortAudio callback, or ``WallClockPull`` when there is no speaker).
+It never answers a pull with a hole:
+
+- Packets are kept by RTP timestamp, so one that arrives after a newer one is
+  still played if it arrives before it is needed; duplicates are ignored.
+- The playout delay D is measured continuously: the time between the earliest
+  a sample could have arrived (the fastest packet of the last two seconds sets
+  that path) and the moment it is handed out. The target follows the measured
+  arrival jitter: a high quantile of each packet's delay over that fastest path
+  in the last few seconds, plus the time one pull takes, between ``min_ms`` and
+  ``max_ms``. It rises as soon as a late packet is seen and falls as the window
+  forgets it.
+- D is moved toward the target by time-stretching the decoded audio: one pitch
+  period is removed (accelerate) or repeated (expand) with a cross-fade on
+  voiced frames, any 10 ms on quiet ones. Nothing is dropped, no silence is
+  inserted to re-buffer; the same mechanism absorbs clock drift between the
+  sender and the sound card.
+- A frame that is needed and missing is waited for (concealed without moving
+  on) while D is below the target; past it, the frame is lost: recovered from
+  the in-band FEC copy in the next packet when there is one, else concealed by
+  the Opus decoder's PLC. After an outage the stream jumps to the first packet
+  back, so the delay is what it was before, and the outage itself was filled
+  with concealment and silence: what was pulled is always as long as the wall
+  clock that passed.
+
+Thread-safe: ``insert`` runs on the event loop, ``pull`` on the audio thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .opus import FRAME, RATE, Decoder, has_fec, packet_samples
+
+log = logging.getLogger(__name__)
+
+WINDOW_S = 2.0  # the fastest path is the fastest packet of this long
+HISTORY = 250  # packets (5 s at 20 ms) whose delay sets the target
+QUANTILE = 0.99
+QUIET = 100.0  # RMS below this (-50 dBFS) is stretched without looking for a period
+MIN_PERIOD, MAX_PERIOD = RATE // 400, RATE // 100  # 2.5 to 10 ms: 100 to 400 Hz
+DECIMATE = 4
+
+
+@dataclass
+class ReceiveStats:
+    """What the receiver did, as counts of packets, frames and samples."""
+
+    packets: int = 0  # packets inserted (duplicates and late ones included)
+    duplicates: int = 0
+    late: int = 0  # arrived after their frame had been concealed or skipped
+    lost: int = 0  # frames that were not there when needed (FEC-recovered ones included)
+    fec_recovered: int = 0
+    decoded: int = 0  # frames decoded from their own packet
+    samples_out: int = 0  # samples handed out since the stream started playing
+    concealed: int = 0  # samples of PLC or silence handed out in place of audio
+    accelerated: int = 0  # samples removed by time-stretching
+    expanded: int = 0  # samples added by time-stretching
+    underruns: int = 0  # times the buffer ran empty while playing
+    delay_sum: float = 0.0  # seconds between arrival and hand-out, summed over decoded frames
+    delay_count: int = 0
+
+    @property
+    def concealed_pct(self) -> float:
+        return 100 * self.concealed / self.samples_out if self.samples_out else 0.0
+
+    @property
+    def loss_pct(self) -> float:
+        expected = self.decoded + self.lost
+        return 100 * self.lost / expected if expected else 0.0
+
+    @property
+    def mean_delay_ms(self) -> float | None:
+        return 1000 * self.delay_sum / self.delay_count if self.delay_count else None
+
+
+class DelayEstimator:
+    """Each packet's delay over the fastest recent path, and the target playout delay."""
+
+    def __init__(self, min_s: float, max_s: float) -> None:
+        self.min_s, self.max_s = min_s, max_s
+        self._recent: deque[tuple[float, float]] = deque()  # (arrival, relative) for WINDOW_S
+        self._delays: deque[float] = deque(maxlen=HISTORY)
+        self.base: float | None = None  # the fastest path: min(arrival - ts/rate)
+        self._target: float | None = None
+
+    def add(self, arrival: float, ts: int) -> None:
+        rel = arrival - ts / RATE
+        recent = self._recent
+        while recent and recent[-1][1] >= rel:  # a monotonic deque: the min is at the left
+            recent.pop()
+        recent.append((arrival, rel))
+        while recent[0][0] < arrival - WINDOW_S:
+            recent.popleft()
+        self.base = recent[0][1]
+        self._delays.append(rel - self.base)
+        self._target = None
+
+    def target(self, pull_s: float) -> float:
+        if self._target is None:
+            if len(self._delays) < 10:
+                jitter = 0.02  # until there is something to measure
+            else:
+                ordered = sorted(self._delays)
+                jitter = ordered[min(len(ordered) - 1, math.ceil(QUANTILE * len(ordered)) - 1)]
+            self._target = jitter
+        return min(self.max_s, max(self.min_s, self._target + pull_s))
+
+    def worst(self) -> float:
+        """The largest delay over the fastest path among the recent packets."""
+        return max(self._delays) if self._delays else 0.0
+
+    def reset(self) -> None:
+        self._recent.clear()
+        self.base = None
+        self._target = None
+
+
+class AudioReceiver:
+    """One received Opus stream, reordered, delay-adapted, stretched and concealed."""
+
+    def __init__(
+        self,
+        *,
+        min_ms: float = 20,
+        max_ms: float = 400,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._estimator = DelayEstimator(min_ms / 1000, max_ms / 1000)
+        self.max_s = max_ms / 1000
+        self.stats = ReceiveStats()
+        self.last_arrival: float | None = None
+        self.first_arrival: float | None = None
+        self.fec_seen = False  # has any packet carried FEC
+        self._pull_s = 0.01  # the largest pull lately: the decoding must stay that far ahead
+        self._lost_at: float | None = None  # when a frame was last found lost
+        self._new_stream(None)
+
+    def _new_stream(self, ssrc: int | None) -> None:
+        self._ssrc = ssrc
+        self._decoder = Decoder()
+        self._packets: dict[int, tuple[bytes, float]] = {}
+        self._last_raw: int | None = None
+        self._last_ext = 0
+        self._next: int | None = None  # timestamp of the next frame to decode
+        self._sync = np.zeros(0, np.int16)  # decoded, not yet handed out
+        self._playing = False
+        self._waited = 0  # samples concealed while waiting for the frame at self._next
+        self._recent: deque[int] = deque(maxlen=64)  # decoded timestamps, to tell duplicates
+        self._estimator.reset()
+
+    # ------------------------------------------------------------------ input
+
+    def insert(
+        self, payload: bytes, timestamp: int, ssrc: int = 0, arrival: float | None = None
+    ) -> None:
+        """One RTP packet's Opus payload, as it arrives."""
+        arrival = self._clock() if arrival is None else arrival
+        with self._lock:
+            if ssrc != self._ssrc:
+                if self._ssrc is not None:
+                    log.info("a new audio stream (SSRC %d): starting over", ssrc)
+                self._new_stream(ssrc)
+            self.stats.packets += 1
+            self.last_arrival = arrival
+            if self.first_arrival is None:
+                self.first_arrival = arrival
+            ts = self._unwrap(timestamp)
+            if ts in self._packets or ts in self._recent:
+                self.stats.duplicates += 1
+                return
+            self._estimator.add(arrival, ts)
+            if self._next is not None and ts < self._next:
+                if self._playing:
+                    self.stats.late += 1
+                    return
+                self._next = ts  # reordered before playback began: start from the earliest
+            if self._next is None:
+                self._next = ts
+            self._packets[ts] = (payload, arrival)
+            if len(self._packets) > 4 * self.max_s * RATE / FRAME:  # bounded: 1.6 s at 20 ms
+                oldest = min(self._packets)
+                del self._packets[oldest]
+                self.stats.lost += 1
+                if oldest == self._next:
+                    self._next = min(self._packets)
+
+    def _unwrap(self, timestamp: int) -> int:
+        if self._last_raw is None:
+            self._last_raw, self._last_ext = timestamp, timestamp
+            return timestamp
+        step = (timestamp - self._last_raw) & 0xFFFFFFFF
+        if step >= 0x80000000:
+            step -= 0x100000000
+        ext = self._last_ext + step
+        if step > 0:
+            self._last_raw, self._last_ext = timestamp, ext
+        return ext
+
+    # ------------------------------------------------------------------ output
+
+    def delay_s(self) -> float | None:
+        """D: how long after the fastest possible arrival the next sample is handed out."""
+        base = self._estimator.base
+        if base is None or self._next is None:
+            return None
+        position = self._next - self._sync.size
+        return self._clock() - base - position / RATE
+
+    def target_s(self) -> float:
+        target = self._estimator.target(self._pull_s)
+        if self.fec_seen and self._lost_at is not None and self._clock() - self._lost_at < 10:
+            # Losses lately and the sender adds FEC: keep the next packet at hand when a
+            # frame is missing, so that its FEC copy can stand in for it (one frame more).
+            target = min(self.max_s, target + FRAME / RATE)
+        return target
+
+    def pull(self, n: int) -> np.ndarray:
+        """*n* samples of 48 kHz mono int16: audio, stretched audio, or concealment."""
+        with self._lock:
+            self._pull_s = max(self._pull_s * 0.999, n / RATE)
+            if not self._playing:
+                delay = self.delay_s()
+                if delay is None or delay < self.target_s():
+                    return np.zeros(n, np.int16)  # priming: not counted as concealment
+                self._playing = True
+            while self._sync.size < n:
+                self._produce()
+            out, self._sync = self._sync[:n], self._sync[n:]
+            self.stats.samples_out += n
+            return out
+
+    def _produce(self) -> None:
+        """Append at least one frame's worth (or jump) to the sync buffer."""
+        assert self._next is not None
+        delay = self.delay_s() or 0.0
+        target = self.target_s()
+        packet = self._packets.pop(self._next, None)
+        if packet is not None:
+            payload, arrival = packet
+            frame = self._decoder.decode(payload)
+            self._recent.append(self._next)
+            self._next += max(frame.size, 1)
+            self._waited = 0
+            self.stats.decoded += 1
+            self.stats.delay_sum += max(0.0, self._clock() + self._sync.size / RATE - arrival)
+            self.stats.delay_count += 1
+            if has_fec(payload):
+                self.fec_seen = True
+            self._append(self._stretch(frame, delay - target))
+            return
+        future = min(self._packets) if self._packets else None
+        if future is None or (delay < self.max_s and self._may_still_come()):
+            # Nothing to play yet, or the frame may still come: conceal and wait for it.
+            if future is None and self._waited == 0:
+                self.stats.underruns += 1
+            self._waited += FRAME
+            self._conceal(self._decoder.conceal(FRAME))
+            return
+        gap = future - self._next
+        if self._waited >= gap or (gap > FRAME and delay - gap / RATE >= 0.75 * target):
+            # What is missing has been filled while waiting (or, after an outage, the
+            # delay is far above the target): go on from the first packet there is.
+            self.stats.lost += gap // FRAME
+            self._lost_at = self._clock()
+            self._next = future
+            self._waited = 0
+            return
+        self.stats.lost += 1
+        self._lost_at = self._clock()
+        self._waited = 0
+        next_payload = self._packets[future][0] if gap == FRAME else None
+        if next_payload is not None and has_fec(next_payload):
+            self.stats.fec_recovered += 1
+            self._append(self._decoder.recover(next_payload, FRAME))
+        else:
+            self._conceal(self._decoder.conceal(FRAME))
+        self._next += FRAME
+
+    def _may_still_come(self) -> bool:
+        """Is the missing frame at self._next later than any packet lately? Then it is lost.
+
+        A frame that is missing while later ones are here was reordered or lost.
+        Waiting for it (concealing without moving on) is worth it only while it is
+        no later than packets have lately been: on a link that reorders, it comes;
+        on one that only loses packets, nothing is late and it is given up at once.
+        """
+        assert self._next is not None and self._estimator.base is not None
+        lateness = self._clock() - self._estimator.base - self._next / RATE
+        return lateness < self._estimator.worst() + 0.002
+
+    def _append(self, frame: np.ndarray) -> None:
+        self._sync = np.concatenate([self._sync, frame]) if self._sync.size else frame
+
+    def _conceal(self, frame: np.ndarray) -> None:
+        self.stats.concealed += frame.size
+        self._append(frame)
+
+    def _stretch(self, frame: np.ndarray, error_s: float) -> np.ndarray:
+        """Bring D toward the target by up to one pitch period of this frame."""
+        limit = 0.005 + 0.1 * abs(error_s)  # a dead band that narrows as the error grows
+        if abs(error_s) < limit or frame.size < 2 * MAX_PERIOD:
+            return frame
+        want = min(MAX_PERIOD, int(abs(error_s) * RATE))
+        if error_s > 0:
+            out = accelerate(frame, want)
+            self.stats.accelerated += frame.size - out.size
+        else:
+            out = expand(frame, want)
+            self.stats.expanded += out.size - frame.size
+        return out
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    @property
+    def buffer_ms(self) -> float | None:
+        """The current playout delay D in ms (None before the first packet)."""
+        with self._lock:
+            delay = self.delay_s()
+        return None if delay is None else 1000 * delay
+
+    @property
+    def target_ms(self) -> float:
+        with self._lock:
+            return 1000 * self.target_s()
+
+    def silent_for(self) -> float | None:
+        """Seconds since the last packet arrived (None before the first)."""
+        last = self.last_arrival
+        return None if last is None else self._clock() - last
+
+
+# --------------------------------------------------------------------------- time-stretching
+
+
+def _period(frame: np.ndarray, max_lag: int) -> tuple[int, float]:
+    """The pitch period (samples) that best repeats at the start of *frame*, and how well."""
+    x = frame[: 2 * MAX_PERIOD : DECIMATE].astype(np.float32)
+    best, best_c = 0, 0.0
+    for lag in range(MIN_PERIOD // DECIMATE, max_lag // DECIMATE + 1):
+        a, b = x[:lag], x[lag : 2 * lag]
+        energy = float(np.dot(a, a) * np.dot(b, b))
+        if energy <= 0:
+            continue
+        c = float(np.dot(a, b)) / math.sqrt(energy)
+        if c > best_c:
+            best, best_c = lag * DECIMATE, c
+    return best, best_c
+
+
+def _quiet(frame: np.ndarray) -> bool:
+    return float(np.sqrt(np.mean(np.square(frame.astype(np.float32))))) < QUIET
+
+
+def _fade(n: int) -> tuple[np.ndarray, np.ndarray]:
+    up = (np.arange(n, dtype=np.float32) + 0.5) / n
+    return 1.0 - up, up
+
+
+def accelerate(frame: np.ndarray, want: int) -> np.ndarray:
+    """*frame* shortened by one period (<= *want* samples), or unchanged if it has none.
+
+    out = crossfade(x[0:L] fading out, x[L:2L] fading in) + x[2L:]: seamless at
+    both ends, and inaudible where x repeats with period L.
+    """
+    lag = _stretch_lag(frame, want)
+    if lag == 0:
+        return frame
+    down, up = _fade(lag)
+    head = frame[:lag] * down + frame[lag : 2 * lag] * up
+    return np.concatenate([np.round(head).astype(np.int16), frame[2 * lag :]])
+
+
+def expand(frame: np.ndarray, want: int) -> np.ndarray:
+    """*frame* lengthened by one period (<= *want* samples), or unchanged if it has none.
+
+    out = x[0:L] + crossfade(x[L:2L] fading out, x[0:L] fading in) + x[L:].
+    """
+    lag = _stretch_lag(frame, want)
+    if lag == 0:
+        return frame
+    down, up = _fade(lag)
+    middle = frame[lag : 2 * lag] * down + frame[:lag] * up
+    return np.concatenate([frame[:lag], np.round(middle).astype(np.int16), frame[lag:]])
+
+
+def _stretch_lag(frame: np.ndarray, want: int) -> int:
+    want = min(want, MAX_PERIOD, frame.size // 2)
+    if want < MIN_PERIOD:
+        return 0
+    if _quiet(frame):
+        return want
+    lag, c = _period(frame, want)
+    return lag if c >= 0.8 else 0
+
+
+# --------------------------------------------------------------------------- no sound card
+
+
+class WallClockPull:
+    """Pulls from a receiver at the wall clock's pace when no sound card does (--no-speaker).
+
+    Every 20 ms it pulls what the clock says is due, and hands it to the taps.
+    """
+
+    def __init__(self, receiver: AudioReceiver, taps: list[Callable[[np.ndarray], None]]) -> None:
+        self.receiver = receiver
+        self.taps = taps
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        start = time.monotonic()
+        pulled = 0
+        while True:
+            await asyncio.sleep(FRAME / RATE)
+            due = int((time.monotonic() - start) * RATE) - pulled
+            if due < FRAME // 2:
+                continue
+            if due > RATE:  # the loop stalled for a second: do not burst
+                pulled += due - FRAME
+                due = FRAME
+            block = self.receiver.pull(due)
+            pulled += due
+            for tap in self.taps:
+                tap(block)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+
+
+# --------------------------------------------------------------------------- aiortc seam
+
+_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
+
+
+class _PacketTap:
+    """Stands in for aiortc's jitter buffer: every packet goes to our receiver instead.
+
+    aiortc calls ``add(packet)`` for each RTP packet after its statistics (so
+    RTCP receiver reports stay true); answering "no frame" means aiortc never
+    decodes anything, and the remote track stays silent (it is read by nobody).
+    """
+
+    def __init__(self, receiver: AudioReceiver) -> None:
+        self.receiver = receiver
+
+    def add(self, packet: Any) -> tuple[bool, None]:
+        data = getattr(packet, "_data", packet.payload)
+        if data:
+            self.receiver.insert(bytes(data), packet.timestamp, packet.ssrc)
+        return False, None
+
+    def remove(self, count: int) -> None:  # aiortc's interface; nothing is held here
+        pass
+
+
+def feed_from(rtp_receiver: Any, receiver: AudioReceiver) -> None:
+    """Route an aiortc audio RTCRtpReceiver's packets into *receiver* (private attribute)."""
+    if not hasattr(rtp_receiver, _ATTRIBUTE):
+        from ..errors import MediaError
+
+        raise MediaError(
+            "this aiortc version has no receiver jitter buffer to replace",
+            "install the aiortc version pinned by orga",
+        )
+    setattr(rtp_receiver, _ATTRIBUTE, _PacketTap(receiver))
+
+
+def packet_frames(payload: bytes) -> int:
+    """How many 20 ms frames an Opus payload holds (for tests and tools)."""
+    return max(1, packet_samples(payload) // FRAME)
