@@ -87,9 +87,11 @@ _orga() {
                 --reply) return ;;
                 --echo-delay) return ;;
                 --save-received) return ;;
+                --network) return ;;
+                --seed) return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W '--host --port --api-key --token-ttl --require-email --known-email --ice-server --ice-username --ice-credential --reply --echo-delay --save-received --verbose -v --debug --help -h' -- "$cur"))
+                COMPREPLY=($(compgen -W '--host --port --api-key --token-ttl --require-email --known-email --ice-server --ice-username --ice-credential --reply --echo-delay --save-received --network --seed --no-fec --verbose -v --debug --help -h' -- "$cur"))
             fi
             ;;
         "devices")
@@ -121,6 +123,7 @@ _orga() {
                 --ice-username) return ;;
                 --ice-credential) return ;;
                 --connect-timeout) return ;;
+                --reconnect-timeout) return ;;
                 --dump-sdp) return ;;
                 --sandbox-reply) return ;;
                 --sandbox-save-received) return ;;
@@ -131,7 +134,7 @@ _orga() {
                 --timeout) return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W '--sandbox --token -t --voice --model --temperature --instructions --transcribe --no-history --audio-in --input-device --video-in --no-video --camera --video-quality --output-device --no-speaker --aec --no-aec --no-ns --no-agc --record --record-mic --events --duration --json --ice-timeout --ice-server --ice-username --ice-credential --relay-only --connect-timeout --dump-sdp --sandbox-reply --sandbox-save-received --email --api-key --base-url --profile -p --timeout --insecure-http --verbose -v --debug --help -h' -- "$cur"))
+                COMPREPLY=($(compgen -W '--sandbox --token -t --voice --model --temperature --instructions --transcribe --no-history --audio-in --input-device --video-in --no-video --camera --video-quality --output-device --no-speaker --aec --no-aec --no-ns --no-agc --record --record-mic --events --duration --json --ice-timeout --ice-server --ice-username --ice-credential --relay-only --connect-timeout --reconnect-timeout --no-reconnect --dump-sdp --sandbox-reply --sandbox-save-received --email --api-key --base-url --profile -p --timeout --insecure-http --verbose -v --debug --help -h' -- "$cur"))
             fi
             ;;
         "sdp")

@@ -97,7 +97,8 @@ class DelayEstimator:
         self._recent: deque[tuple[float, float]] = deque()  # (arrival, relative) for WINDOW_S
         self._delays: deque[float] = deque(maxlen=HISTORY)
         self.base: float | None = None  # the fastest path: min(arrival - ts/rate)
-        self._target: float | None = None
+        self._jitter = 0.02  # until there is something to measure
+        self._since = 0  # packets since the quantile was last taken
 
     def add(self, arrival: float, ts: int) -> None:
         rel = arrival - ts / RATE
@@ -108,18 +109,22 @@ class DelayEstimator:
         while recent[0][0] < arrival - WINDOW_S:
             recent.popleft()
         self.base = recent[0][1]
-        self._delays.append(rel - self.base)
-        self._target = None
+        delay = rel - self.base
+        self._delays.append(delay)
+        if delay > self._jitter:
+            self._jitter = delay  # a packet later than the target: raise it at once
+        self._since += 1
+        if self._since >= 5 and len(self._delays) >= 10:
+            # Every 100 ms: the quantile; the target falls toward it slowly (a second or
+            # so), so that it does not wander with every packet of a noisy window.
+            self._since = 0
+            ordered = sorted(self._delays)
+            quantile = ordered[min(len(ordered) - 1, math.ceil(QUANTILE * len(ordered)) - 1)]
+            if quantile < self._jitter:
+                self._jitter += 0.03 * (quantile - self._jitter)
 
     def target(self, pull_s: float) -> float:
-        if self._target is None:
-            if len(self._delays) < 10:
-                jitter = 0.02  # until there is something to measure
-            else:
-                ordered = sorted(self._delays)
-                jitter = ordered[min(len(ordered) - 1, math.ceil(QUANTILE * len(ordered)) - 1)]
-            self._target = jitter
-        return min(self.max_s, max(self.min_s, self._target + pull_s))
+        return min(self.max_s, max(self.min_s, self._jitter + pull_s))
 
     def worst(self) -> float:
         """The largest delay over the fastest path among the recent packets."""
@@ -128,7 +133,6 @@ class DelayEstimator:
     def reset(self) -> None:
         self._recent.clear()
         self.base = None
-        self._target = None
 
 
 class AudioReceiver:
@@ -264,7 +268,7 @@ class AudioReceiver:
             self.stats.delay_count += 1
             if has_fec(payload):
                 self.fec_seen = True
-            self._append(self._stretch(frame, delay - target))
+            self._append(self._stretch(frame, delay - target, target))
             return
         future = min(self._packets) if self._packets else None
         if future is None or (delay < self.max_s and self._may_still_come()):
@@ -313,10 +317,16 @@ class AudioReceiver:
         self.stats.concealed += frame.size
         self._append(frame)
 
-    def _stretch(self, frame: np.ndarray, error_s: float) -> np.ndarray:
-        """Bring D toward the target by up to one pitch period of this frame."""
-        limit = 0.005 + 0.1 * abs(error_s)  # a dead band that narrows as the error grows
-        if abs(error_s) < limit or frame.size < 2 * MAX_PERIOD:
+    def _stretch(self, frame: np.ndarray, error_s: float, target_s: float) -> np.ndarray:
+        """Bring D toward the target by up to one pitch period of this frame.
+
+        Outside a band around the target (10 ms, or a fifth of it): on voiced frames only
+        past the whole band, on quiet ones (where it cannot be heard) past half of it.
+        """
+        band = max(0.010, 0.2 * target_s)
+        if abs(error_s) < band / 2 or frame.size < 2 * MAX_PERIOD:
+            return frame
+        if abs(error_s) < band and not _quiet(frame):
             return frame
         want = min(MAX_PERIOD, int(abs(error_s) * RATE))
         if error_s > 0:

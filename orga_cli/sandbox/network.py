@@ -235,7 +235,9 @@ class Relay:
         self.impairments = impairments
         self.name = name
         seed = impairments.seed
-        base = random.Random(None if seed is None else f"{seed}:{name}")
+        # With a seed every call meets the same fate packet by packet: two clients
+        # (say orga and a browser) can be compared on the same link.
+        base = random.Random(None if seed is None else f"orga-network:{seed}")
         self.down = Link(impairments.down, random.Random(base.random()), "down")
         self.up = Link(impairments.up, random.Random(base.random()), "up")
         self._client_side: _Socket | None = None
