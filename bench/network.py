@@ -175,24 +175,32 @@ def to16k(x: np.ndarray) -> np.ndarray:
     return (np.fft.irfft(spectrum, n // 3) / 3).astype(np.float32)
 
 
-def score(reference: np.ndarray, recording: Path) -> float | None:
-    """PESQ-WB of the first whole loop of *reference* found in *recording* (16 kHz)."""
+SKIP_S = 2.0  # the steady-state score leaves out the first seconds of the call
+
+
+def score(reference: np.ndarray, recording: Path) -> tuple[float | None, float | None]:
+    """PESQ-WB of one loop's length of *recording* (16 kHz): from the call's first audio,
+    and in steady state (SKIP_S later, against the loop rotated by as much: the sandbox
+    loops the file seamlessly, so that is exactly what it sent then)."""
     from pesq import pesq
 
     deg = to16k(read_wav(recording))
     ref = reference
     if deg.size < ref.size + 16000:
-        return None
+        return None, None
     # The loop starts when the call's audio does: find it by cross-correlation.
     n = 1 << int(np.ceil(np.log2(deg.size + ref.size)))
     corr = np.fft.irfft(np.fft.rfft(deg, n) * np.conj(np.fft.rfft(ref, n)), n)[
         : deg.size - ref.size
     ]
     start = int(np.argmax(corr))
-    segment = deg[start : start + ref.size]
-    if segment.size < ref.size:
-        return None
-    return float(pesq(16000, ref, segment, "wb"))
+    whole = deg[start : start + ref.size]
+    skip = int(SKIP_S * 16000)
+    later = deg[start + skip : start + skip + ref.size]
+    first = float(pesq(16000, ref, whole, "wb")) if whole.size == ref.size else None
+    rotated = np.roll(ref, -skip)
+    steady = float(pesq(16000, rotated, later, "wb")) if later.size == ref.size else None
+    return first, steady
 
 
 # --------------------------------------------------------------------------- receivers
@@ -407,50 +415,62 @@ def main() -> None:
                                     wav_path,
                                     tmp / f"chrome-{name}-{i}",
                                 )
-                            row["pesq_wb"] = score(reference, wav_path)
+                            row["pesq_wb"], row["pesq_wb_steady"] = score(reference, wav_path)
                             rows[who].append(row)
                             print(f"{name:17s} {who:8s} call {i + 1}: {row}", file=sys.stderr)
                 finally:
                     stop(serve)
-                summary: dict[str, Any] = {"link": PROFILES[name] or "clean"}
-                for who, got in rows.items():
-                    pesqs = [r["pesq_wb"] for r in got if r["pesq_wb"] is not None]
-                    delays = [r["buffer_ms"] for r in got if r["buffer_ms"] is not None]
-                    summary[who] = {
-                        "pesq_wb_median": round(statistics.median(pesqs), 2) if pesqs else None,
-                        "pesq_wb": [
-                            None if p is None else round(p, 2) for p in (r["pesq_wb"] for r in got)
-                        ],
-                        "buffer_ms_median": round(statistics.median(delays), 1) if delays else None,
-                        "calls": got,
-                    }
-                o, c = summary["orga"]["pesq_wb_median"], summary["chromium"]["pesq_wb_median"]
-                summary["pesq_orga_minus_chromium"] = (
-                    None if o is None or c is None else round(o - c, 2)
-                )
-                od, cd = (
-                    summary["orga"]["buffer_ms_median"],
-                    summary["chromium"]["buffer_ms_median"],
-                )
-                summary["buffer_orga_minus_chromium_ms"] = (
-                    None if od is None or cd is None else round(od - cd, 1)
-                )
-                results["profiles"][name] = summary
+                results["profiles"][name] = summarize(PROFILES[name] or "clean", rows)
         finally:
             stop(pulse)
     if args.json:
         print(json.dumps(results, indent=2))
         return
     print(f"receive component per 20 ms frame: {results['receiver_cost']}")
-    print(
-        f"{'profile':18s} {'orga PESQ':>10s} {'Chromium':>9s} {'Δ':>6s} {'orga ms':>8s} {'Chr. ms':>8s}"
-    )
+    print("PESQ-WB medians (whole: from the call's first audio; steady: from 2 s later)")
+    head = ("profile", "orga", "Chr.", "Δ", "steady", "Chr.", "Δ", "orga ms", "Chr. ms")
+    print("{:18s} {:>6s} {:>6s} {:>6s} | {:>6s} {:>6s} {:>6s} | {:>8s} {:>8s}".format(*head))
     for name, s in results["profiles"].items():
+        o, c = s["orga"], s["chromium"]
+        cells = (
+            o["pesq_wb_median"], c["pesq_wb_median"], s["pesq_orga_minus_chromium"],
+            o["pesq_wb_steady_median"], c["pesq_wb_steady_median"], s["steady_orga_minus_chromium"],
+            o["buffer_ms_median"], c["buffer_ms_median"],
+        )  # fmt: skip
         print(
-            f"{name:18s} {s['orga']['pesq_wb_median']!s:>10s} {s['chromium']['pesq_wb_median']!s:>9s}"
-            f" {s['pesq_orga_minus_chromium']!s:>6s} {s['orga']['buffer_ms_median']!s:>8s}"
-            f" {s['chromium']['buffer_ms_median']!s:>8s}"
+            "{:18s} {!s:>6} {!s:>6} {!s:>6} | {!s:>6} {!s:>6} {!s:>6} | {!s:>8} {!s:>8}".format(
+                name, *cells
+            )
         )
+
+
+def _median(values: list[Any], digits: int) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), digits) if present else None
+
+
+def _minus(a: float | None, b: float | None, digits: int) -> float | None:
+    return None if a is None or b is None else round(a - b, digits)
+
+
+def summarize(link: str, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {"link": link}
+    for who, got in rows.items():
+        summary[who] = {
+            "pesq_wb_median": _median([r["pesq_wb"] for r in got], 2),
+            "pesq_wb_steady_median": _median([r["pesq_wb_steady"] for r in got], 2),
+            "buffer_ms_median": _median([r["buffer_ms"] for r in got], 1),
+            "calls": got,
+        }
+    o, c = summary["orga"], summary["chromium"]
+    summary["pesq_orga_minus_chromium"] = _minus(o["pesq_wb_median"], c["pesq_wb_median"], 2)
+    summary["steady_orga_minus_chromium"] = _minus(
+        o["pesq_wb_steady_median"], c["pesq_wb_steady_median"], 2
+    )
+    summary["buffer_orga_minus_chromium_ms"] = _minus(
+        o["buffer_ms_median"], c["buffer_ms_median"], 1
+    )
+    return summary
 
 
 if __name__ == "__main__":

@@ -15,11 +15,13 @@ from orga_cli.media.receive import AudioReceiver, accelerate, expand
 PULL = 480  # 10 ms, as a sound card asks
 
 
-def voice(seconds: float, hz: float = 150.0) -> np.ndarray:
-    """A voiced, vowel-like signal: harmonics of *hz* with a slow amplitude swell."""
+def voice(seconds: float, hz: float = 150.0, *, pauses: bool = True) -> np.ndarray:
+    """Speech-like: harmonics of *hz* with a slow swell, 1.5 s voiced then 0.5 s of pause."""
     t = np.arange(int(seconds * RATE)) / RATE
     x = sum(np.sin(2 * np.pi * hz * k * t) / k for k in range(1, 6))
     env = 0.6 + 0.4 * np.sin(2 * np.pi * 0.7 * t)
+    if pauses:
+        env = env * ((t % 2.0) < 1.5)
     return (x * env * 5000).astype(np.int16)
 
 
@@ -72,13 +74,15 @@ def clean(pk: list[tuple[int, bytes]], latency: float = 0.03) -> list[tuple[floa
 
 
 def test_clean_link_plays_everything_at_low_delay() -> None:
-    pk = packets(5)
-    rx, _ = run(clean(pk), 5.0)
+    pk = packets(10)
+    rx, _ = run(clean(pk), 10.0)
     s = rx.stats
     assert s.decoded >= len(pk) - 3
     assert s.lost == 0 and s.late == 0 and s.concealed == 0
     assert s.underruns == 0
-    assert rx.target_ms <= 40
+    # it starts with a 40 ms cushion, which melts in the first seconds
+    assert rx.target_ms <= 30
+    assert rx.buffer_ms is not None and rx.buffer_ms < 40
     assert s.mean_delay_ms is not None and s.mean_delay_ms < 40
 
 
@@ -112,19 +116,19 @@ def test_timestamps_wrap_around() -> None:
 
 
 def test_burst_after_a_delay_spike_loses_nothing_and_drains() -> None:
-    pk = packets(6)
+    pk = packets(14)
     arrivals = []
     for i, (ts, p) in enumerate(pk):
         t = 0.03 + i * 0.02
         if 100 <= i < 110:  # a 200 ms stall: these ten arrive together at its end
             t = 0.03 + 110 * 0.02
         arrivals.append((t, ts, p))
-    rx, _ = run(arrivals, 6.0)
+    rx, _ = run(arrivals, 14.0)
     s = rx.stats
     assert s.late == 0
     assert s.lost <= 2
     assert s.accelerated > 0  # the spike's extra delay was taken out by stretching
-    assert rx.buffer_ms is not None and rx.buffer_ms < 300
+    assert rx.buffer_ms is not None and rx.buffer_ms < 100  # once the spike is forgotten
 
 
 def test_jitter_target_follows_the_link() -> None:
@@ -180,7 +184,7 @@ def test_clock_drift_is_absorbed_by_stretching(drift: float) -> None:
 
 
 def test_stretching_keeps_a_periodic_signal_seamless() -> None:
-    x = voice(0.02)
+    x = voice(0.02, pauses=False)
     short, longer = accelerate(x, 480), expand(x, 480)
     assert short.size < x.size < longer.size
     period = RATE / 150

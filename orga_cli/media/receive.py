@@ -97,7 +97,9 @@ class DelayEstimator:
         self._recent: deque[tuple[float, float]] = deque()  # (arrival, relative) for WINDOW_S
         self._delays: deque[float] = deque(maxlen=HISTORY)
         self.base: float | None = None  # the fastest path: min(arrival - ts/rate)
-        self._jitter = 0.02  # until there is something to measure
+        # Until there is something to measure, a cushion for a first few late packets;
+        # on a clean link it melts away in the first seconds.
+        self._jitter = 0.04
         self._since = 0  # packets since the quantile was last taken
 
     def add(self, arrival: float, ts: int) -> None:
@@ -320,13 +322,17 @@ class AudioReceiver:
     def _stretch(self, frame: np.ndarray, error_s: float, target_s: float) -> np.ndarray:
         """Bring D toward the target by up to one pitch period of this frame.
 
-        Outside a band around the target (10 ms, or a fifth of it): on voiced frames only
-        past the whole band, on quiet ones (where it cannot be heard) past half of it.
+        D is left alone within a band around the target (10 ms, or a fifth of the
+        target). Below it, the next late packet would be an underrun (concealment, which
+        is worse than a repeated period), so any frame is expanded. Above it, nothing is
+        at risk but delay: quiet frames are shortened at once (it cannot be heard, and
+        speech pauses every few seconds), voiced ones only when D is three bands high,
+        since even a clean period cut is heard as a small warble.
         """
         band = max(0.010, 0.2 * target_s)
-        if abs(error_s) < band / 2 or frame.size < 2 * MAX_PERIOD:
+        if abs(error_s) < band or frame.size < 2 * MAX_PERIOD:
             return frame
-        if abs(error_s) < band and not _quiet(frame):
+        if 0 < error_s < 3 * band and not _quiet(frame):
             return frame
         want = min(MAX_PERIOD, int(abs(error_s) * RATE))
         if error_s > 0:
@@ -364,19 +370,34 @@ class AudioReceiver:
 # --------------------------------------------------------------------------- time-stretching
 
 
+def _similarity(x: np.ndarray, lag: int) -> float:
+    a, b = x[:lag], x[lag : 2 * lag]
+    energy = float(np.dot(a, a) * np.dot(b, b))
+    return float(np.dot(a, b)) / math.sqrt(energy) if energy > 0 else 0.0
+
+
 def _period(frame: np.ndarray, max_lag: int) -> tuple[int, float]:
-    """The pitch period (samples) that best repeats at the start of *frame*, and how well."""
-    x = frame[: 2 * MAX_PERIOD : DECIMATE].astype(np.float32)
-    best, best_c = 0, 0.0
+    """The pitch period (samples) that best repeats at the start of *frame*, and how well.
+
+    A coarse search on a low-passed, decimated copy (means of DECIMATE samples), then
+    the best lag refined sample by sample at the full rate.
+    """
+    head = frame[: 2 * MAX_PERIOD].astype(np.float32)
+    coarse = head[: head.size // DECIMATE * DECIMATE].reshape(-1, DECIMATE).mean(axis=1)
+    best = 0
+    best_c = 0.0
     for lag in range(MIN_PERIOD // DECIMATE, max_lag // DECIMATE + 1):
-        a, b = x[:lag], x[lag : 2 * lag]
-        energy = float(np.dot(a, a) * np.dot(b, b))
-        if energy <= 0:
-            continue
-        c = float(np.dot(a, b)) / math.sqrt(energy)
+        c = _similarity(coarse, lag)
         if c > best_c:
             best, best_c = lag * DECIMATE, c
-    return best, best_c
+    if best == 0:
+        return 0, 0.0
+    fine, fine_c = best, _similarity(head, best)
+    for lag in range(max(MIN_PERIOD, best - DECIMATE), min(max_lag, best + DECIMATE) + 1):
+        c = _similarity(head, lag)
+        if c > fine_c:
+            fine, fine_c = lag, c
+    return fine, fine_c
 
 
 def _quiet(frame: np.ndarray) -> bool:
@@ -422,7 +443,7 @@ def _stretch_lag(frame: np.ndarray, want: int) -> int:
     if _quiet(frame):
         return want
     lag, c = _period(frame, want)
-    return lag if c >= 0.8 else 0
+    return lag if c >= 0.9 else 0
 
 
 # --------------------------------------------------------------------------- no sound card
