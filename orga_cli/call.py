@@ -494,7 +494,9 @@ class CallRunner:
         v.rtt_ms, v.jitter_ms = snap.rtt_ms, snap.jitter_ms
         rx = self.receiver.stats
         v.loss_pct = rx.loss_pct if rx.decoded + rx.lost else None
-        v.buffer_ms = self.receiver.buffer_ms if self.receiver.playing else None
+        # During an outage the delay only says how long it has lasted: the panel says so.
+        playing = self.receiver.playing and not session.reconnecting
+        v.buffer_ms = self.receiver.buffer_ms if playing else None
         v.buffer_target_ms = self.receiver.target_ms
         v.concealed_pct = rx.concealed_pct if rx.samples_out else None
         if last is not None and snap.at > last.at:

@@ -666,7 +666,7 @@ class CallSession:
                     return
             if not self.reconnecting and silent > opts.media_gap:
                 self.reconnecting = True
-                log.warning("no media from the server for %.1f s: reconnecting…", silent)
+                log.info("no media from the server for %.1f s: reconnecting…", silent)
                 self._on_media("lost", silent)
                 self._set_phase("reconnecting")
             elif self.reconnecting and silent < opts.media_gap:
@@ -674,7 +674,7 @@ class CallSession:
                 outage = now - self._outage_start
                 self.outages += 1
                 self.outage_s += outage
-                log.warning("media is back after %.1f s", outage)
+                log.info("media is back after %.1f s", outage)
                 self._on_media("back", outage)
                 self._set_phase("connected")
             if self.reconnecting:
