@@ -1,13 +1,14 @@
 """What the speaker plays on an impaired link: orga beside Chromium (libwebrtc's NetEq).
 
-One `orga serve --network PROFILE --seed N --reply speech.wav` per profile: the sandbox
+One `orga serve --network PROFILE --seed N --reply speech.wav` per call: the sandbox
 loops a ~10 s speech passage (espeak-ng) as the model's voice, through a relay that
-impairs the media going down (every call on the same seed meets the same packet fates).
+impairs the media going down (orga and Chromium, called in turn on the same server and
+seed, meet the same packet fates; each call has its own seed).
 Each receiver plays it on a PulseAudio null sink of its own, and the sink's monitor is
 recorded: orga's speaker (PortAudio), and headless Chromium's <audio> element playing
 the remote track of a page that makes the same calls as the official web SDK. The
 recorded loop is aligned with the reference and scored with PESQ-WB (ITU-T P.862.2, 16
-kHz). Each receiver's buffer delay comes from its own stats: orga's --json
+kHz), from the call's first audio and in steady state (2 s later). Each receiver's buffer delay comes from its own stats: orga's --json
 jitter_buffer_ms.mean, Chromium's jitterBufferDelay / jitterBufferEmittedCount.
 
 Usage (as root it moves itself into a network namespace with only loopback):
@@ -399,10 +400,17 @@ def main() -> None:
         try:
             for name in args.profile or list(PROFILES):
                 rows: dict[str, list[dict[str, Any]]] = {"orga": [], "chromium": []}
-                flags = ["--network", PROFILES[name], "--seed", "7"] if PROFILES[name] else []
-                serve, base = start_serve("--reply", str(speech), *flags)
-                try:
-                    for i in range(args.calls):
+                for i in range(args.calls):
+                    # One server per call, with its own seed: both receivers meet the same
+                    # packet fates in call i, and the calls sample different ones (where a
+                    # loss falls in the passage moves PESQ more than anything else).
+                    flags = (
+                        ["--network", PROFILES[name], "--seed", str(7 + i)]
+                        if PROFILES[name]
+                        else []
+                    )
+                    serve, base = start_serve("--reply", str(speech), *flags)
+                    try:
                         for who in ("orga", "chromium"):
                             wav_path = tmp / f"{name}-{who}-{i}.wav"
                             if who == "orga":
@@ -418,8 +426,8 @@ def main() -> None:
                             row["pesq_wb"], row["pesq_wb_steady"] = score(reference, wav_path)
                             rows[who].append(row)
                             print(f"{name:17s} {who:8s} call {i + 1}: {row}", file=sys.stderr)
-                finally:
-                    stop(serve)
+                    finally:
+                        stop(serve)
                 results["profiles"][name] = summarize(PROFILES[name] or "clean", rows)
         finally:
             stop(pulse)

@@ -463,8 +463,12 @@ def test_server_disappears_mid_call(sandbox_with: Callable[..., Sandbox], tmp_pa
     wait_for_line(proc, "phase connected")
     time.sleep(1.0)
     box.process.kill()
+    killed = time.monotonic()
     stdout, stderr = proc.communicate(timeout=20)
+    # noticed at once (its port refuses), not after ICE consent's 30 s nor as an outage
+    assert time.monotonic() - killed < 5, stderr
     assert proc.returncode == 6, stderr
+    assert "reconnecting" not in stderr
     assert "the server ended the call" in stderr and "recordings are kept" in stderr
     assert json.loads(stdout)["ended_by"] == "peer"
     assert len(wav(rec)[0]) > 24000

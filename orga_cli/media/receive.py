@@ -55,6 +55,7 @@ QUANTILE = 0.99
 QUIET = 100.0  # RMS below this (-50 dBFS) is stretched without looking for a period
 MIN_PERIOD, MAX_PERIOD = RATE // 400, RATE // 100  # 2.5 to 10 ms: 100 to 400 Hz
 DECIMATE = 4
+WAIT = RATE // 100  # concealment while waiting for a late packet goes in 10 ms steps
 
 
 @dataclass
@@ -274,11 +275,12 @@ class AudioReceiver:
             return
         future = min(self._packets) if self._packets else None
         if future is None or (delay < self.max_s and self._may_still_come()):
-            # Nothing to play yet, or the frame may still come: conceal and wait for it.
+            # Nothing to play yet, or the frame may still come: conceal and wait for it,
+            # 10 ms at a time, so that a packet a little late adds as little as it can.
             if future is None and self._waited == 0:
                 self.stats.underruns += 1
-            self._waited += FRAME
-            self._conceal(self._decoder.conceal(FRAME))
+            self._waited += WAIT
+            self._conceal(self._decoder.conceal(WAIT))
             return
         gap = future - self._next
         if self._waited >= gap or (gap > FRAME and delay - gap / RATE >= 0.75 * target):

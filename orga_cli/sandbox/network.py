@@ -254,28 +254,40 @@ class Relay:
         )
         return proto
 
-    async def rewrite_offer(self, offer_sdp: str) -> str:
-        """The offer as the peer should see it: each client candidate -> one relay socket."""
+    async def _peer_side(self, client: tuple[str, int]) -> _Socket:
+        """The relay's socket that stands for *client* toward the peer (made once)."""
+        if client not in self._peer_sides:
+            self._peer_sides[client] = await self._bind(
+                client[0], lambda data, addr, c=client: self._from_peer(c, data, addr)
+            )
+        return self._peer_sides[client]
+
+    async def _rewrite(self, sdp: str, socket_for: Any) -> str:
+        """*sdp* with each UDP candidate's address replaced by the relay socket standing
+        for it (``await socket_for(host, port)``); candidates without one are dropped,
+        and so are TCP and mDNS candidates, which are not relayed."""
         lines = []
-        for line in offer_sdp.replace("\r\n", "\n").split("\n"):
+        for line in sdp.replace("\r\n", "\n").split("\n"):
             match = _CANDIDATE.match(line)
             if match is None:
                 lines.append(line)
                 continue
             transport, host, port = match.group(2).lower(), match.group(4), int(match.group(5))
-            if transport != "udp" or not _is_ip(host):
-                continue  # TCP and mDNS candidates are not relayed
-            client = (host, port)
-            if client not in self._peer_sides:
-                sock = await self._bind(
-                    host, lambda data, addr, c=client: self._from_peer(c, data, addr)
-                )
-                self._peer_sides[client] = sock
-            local = self._peer_sides[client].transport.get_extra_info("sockname")
-            lines.append(
-                f"{match.group(1)}{match.group(2)}{match.group(3)}{local[0]} {local[1]}{match.group(6)}"
-            )
+            sock = await socket_for(host, port) if transport == "udp" and _is_ip(host) else None
+            if sock is None:
+                continue
+            local = sock.transport.get_extra_info("sockname")
+            head, tail = match.group(1) + match.group(2) + match.group(3), match.group(6)
+            lines.append(f"{head}{local[0]} {local[1]}{tail}")
         return "\r\n".join(lines)
+
+    async def rewrite_offer(self, offer_sdp: str) -> str:
+        """The offer as the peer should see it: each client candidate -> one relay socket."""
+
+        async def socket_for(host: str, port: int) -> _Socket:
+            return await self._peer_side((host, port))
+
+        return await self._rewrite(offer_sdp, socket_for)
 
     async def rewrite_answer(self, answer_sdp: str) -> str:
         """The answer as the client should see it: the peer's first UDP candidate -> the relay.
@@ -283,28 +295,18 @@ class Relay:
         Every media section keeps that one candidate (aiortc reads a bundled
         transport's candidates from each section); the others are dropped.
         """
-        lines = []
-        for line in answer_sdp.replace("\r\n", "\n").split("\n"):
-            match = _CANDIDATE.match(line)
-            if match is None:
-                lines.append(line)
-                continue
-            transport, host, port = match.group(2).lower(), match.group(4), int(match.group(5))
-            if transport != "udp" or not _is_ip(host):
-                continue
+
+        async def socket_for(host: str, port: int) -> _Socket | None:
             if self._peer_addr is None:
                 self._peer_addr = (host, port)
                 self._client_side = await self._bind(host, self._from_client)
-            if (host, port) != self._peer_addr or self._client_side is None:
-                continue
-            local = self._client_side.transport.get_extra_info("sockname")
-            lines.append(
-                f"{match.group(1)}{match.group(2)}{match.group(3)}{local[0]} {local[1]}{match.group(6)}"
-            )
+            return self._client_side if (host, port) == self._peer_addr else None
+
+        rewritten = await self._rewrite(answer_sdp, socket_for)
         if self._client_side is None:
             raise RuntimeError("the answer has no UDP candidate to relay")
         log.info("call %s: media through a relay (%s)", self.name, self.impairments.describe())
-        return "\r\n".join(lines)
+        return rewritten
 
     def _from_client(self, data: bytes, addr: tuple[str, int]) -> None:
         sock = self._peer_sides.get(addr)
@@ -320,11 +322,7 @@ class Relay:
             self.up.send(data, sock.transport, target)
 
     async def _new_peer_side(self, client: tuple[str, int], first: bytes) -> None:
-        if client in self._peer_sides:
-            return
-        self._peer_sides[client] = await self._bind(
-            client[0], lambda data, addr, c=client: self._from_peer(c, data, addr)
-        )
+        await self._peer_side(client)
         self._from_client(first, client)
 
     def _from_peer(self, client: tuple[str, int], data: bytes, addr: tuple[str, int]) -> None:
