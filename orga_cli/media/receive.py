@@ -19,10 +19,10 @@ It never answers a pull with a hole:
   voiced frames, any 10 ms on quiet ones. Nothing is dropped, no silence is
   inserted to re-buffer; the same mechanism absorbs clock drift between the
   sender and the sound card.
-- A frame that is needed and missing is waited for (concealed without moving
-  on) while D is below the target; past it, the frame is lost: recovered from
-  the in-band FEC copy in the next packet when there is one, else concealed by
-  the Opus decoder's PLC. After an outage the stream jumps to the first packet
+- A frame that is needed and missing is recovered from the in-band FEC copy in
+  the next packet when there is one. Otherwise it is waited for (concealed 10 ms
+  at a time without moving on) while it is not much later than packets have
+  lately been; past that, it is lost and concealed by the Opus decoder's PLC. After an outage the stream jumps to the first packet
   back, so the delay is what it was before, and the outage itself was filled
   with concealment and silence: what was pulled is always as long as the wall
   clock that passed.
@@ -274,7 +274,8 @@ class AudioReceiver:
             self._append(self._stretch(frame, delay - target, target))
             return
         future = min(self._packets) if self._packets else None
-        if future is None or (delay < self.max_s and self._may_still_come()):
+        fec_ready = future == self._next + FRAME and has_fec(self._packets[future][0])
+        if future is None or (not fec_ready and delay < self.max_s and self._may_still_come()):
             # Nothing to play yet, or the frame may still come: conceal and wait for it,
             # 10 ms at a time, so that a packet a little late adds as little as it can.
             if future is None and self._waited == 0:
@@ -303,16 +304,18 @@ class AudioReceiver:
         self._next += FRAME
 
     def _may_still_come(self) -> bool:
-        """Is the missing frame at self._next later than any packet lately? Then it is lost.
+        """Is the missing frame at self._next much later than any packet lately? Then it is lost.
 
         A frame that is missing while later ones are here was reordered or lost.
         Waiting for it (concealing without moving on) is worth it only while it is
-        no later than packets have lately been: on a link that reorders, it comes;
-        on one that only loses packets, nothing is late and it is given up at once.
+        not much later (1.5 times) than the worst packet of the last seconds: on a
+        link that reorders, it comes; on one that only loses packets, nothing is
+        late and it is given up almost at once.
         """
         assert self._next is not None and self._estimator.base is not None
         lateness = self._clock() - self._estimator.base - self._next / RATE
-        return lateness < self._estimator.worst() + 0.002
+        worst = self._estimator.worst()
+        return lateness < worst + 0.002 + 0.5 * worst
 
     def _append(self, frame: np.ndarray) -> None:
         self._sync = np.concatenate([self._sync, frame]) if self._sync.size else frame
