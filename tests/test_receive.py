@@ -206,3 +206,30 @@ def test_a_decoder_conceals_and_recovers() -> None:
     dec.decode(pk[0][1])
     assert dec.conceal(FRAME).size == FRAME
     assert dec.recover(pk[2][1], FRAME).size == FRAME
+
+
+async def test_aiortc_still_has_the_receiver_seam() -> None:
+    """The one private attribute the receive path replaces: fail loudly if aiortc renames it."""
+    from aiortc import RTCPeerConnection
+
+    from orga_cli.media.receive import _ATTRIBUTE, _PacketTap, feed_from
+
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("audio", direction="recvonly")
+        assert hasattr(transceiver.receiver, _ATTRIBUTE), "aiortc renamed its jitter buffer"
+        rx = AudioReceiver()
+        feed_from(transceiver.receiver, rx)
+        tap = getattr(transceiver.receiver, _ATTRIBUTE)
+        assert isinstance(tap, _PacketTap)
+
+        class Packet:  # what aiortc hands its jitter buffer: an RtpPacket with _data
+            _data = packets(0.02)[0][1]
+            payload = _data
+            timestamp = 960
+            ssrc = 5
+
+        assert tap.add(Packet()) == (False, None)  # aiortc gets no frame to decode
+        assert rx.stats.packets == 1
+    finally:
+        await pc.close()
