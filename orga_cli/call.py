@@ -31,7 +31,7 @@ from .media.sources import (
     open_video,
     parse_audio_in,
 )
-from .models import ChannelEvent
+from .models import DEFAULT_BASE_URL, ChannelEvent
 from .session import CallOptions, CallParams, CallSession, StatsSnapshot
 from .voices import find_voice, suggest_voices
 
@@ -44,7 +44,6 @@ class CallRequest:
 
     base_url: str | None = None
     api_key: str | None = None
-    email: str | None = None
     token: str | None = None
     timeout: float = 10.0
     insecure_http: bool = False
@@ -67,7 +66,6 @@ class CallRequest:
     record_mic: Path | None = None
     events: Path | None = None
     duration: float | None = None
-    json_out: bool = False
     options: CallOptions = field(default_factory=CallOptions)
     reconnect: bool = True  # dial again when media stays away past options.reconnect_timeout
     tty: bool = False
@@ -152,7 +150,6 @@ class CallRunner:
         self.ended_by = "error"
         self._deadline: float | None = None
         self._last: StatsSnapshot | None = None
-        self._interrupts = 0
 
     # ------------------------------------------------------------------ set-up
 
@@ -265,7 +262,6 @@ class CallRunner:
         def on_sigint() -> None:
             nonlocal interrupted
             interrupted = True
-            self._interrupts += 1
             if self.session is not None and self.session.timeline.connected is not None:
                 self.session.end("interrupt")
             else:
@@ -322,7 +318,7 @@ class CallRunner:
             if req.sandbox:
                 base_url, api_key = await self._start_sandbox()
             client = OrgaClient(
-                base_url or "https://api.orga-ai.com",
+                base_url or DEFAULT_BASE_URL,
                 api_key,
                 timeout=req.timeout,
                 insecure_http=req.insecure_http,

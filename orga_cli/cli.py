@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from . import __version__
+from . import __version__, models
 from .errors import ExitCode, Interrupted, OrgaError, UsageError
 
 T = TypeVar("T")
@@ -41,7 +41,6 @@ app.add_typer(config_app, name="config")
 
 class _State:
     debug = False
-    verbose = 0
 
 
 state = _State()
@@ -82,15 +81,8 @@ def run(work: Callable[[], T]) -> T:
         )
 
 
-def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    import asyncio
-
-    return run(lambda: asyncio.run(coro_fn()))
-
-
 def setup(verbose: int, debug: bool, *, always_info: tuple[str, ...] = ()) -> None:
     state.debug = debug
-    state.verbose = verbose
     if verbose or always_info:
         from .render import setup_logging
 
@@ -821,8 +813,8 @@ def call(
     ] = None,
     voice: Annotated[
         str, _opt("--voice", help="Voice (see `orga voices`).", show_default=True)
-    ] = "Sofía",
-    model: Annotated[str, _opt("--model", help="Model.", show_default=True)] = "orga-1-beta",
+    ] = models.DEFAULT_VOICE,
+    model: Annotated[str, _opt("--model", help="Model.", show_default=True)] = models.MODEL,
     temperature: Annotated[
         float,
         _opt(
@@ -1057,7 +1049,6 @@ def call(
         request = CallRequest(
             base_url=None if sandbox else settings.value("base_url"),
             api_key=None if sandbox else settings.value("api_key"),
-            email=None if sandbox else settings.value("email"),
             token=token_value,
             timeout=timeout,
             insecure_http=insecure_http,
@@ -1080,7 +1071,6 @@ def call(
             record_mic=record_mic,
             events=events,
             duration=duration,
-            json_out=json_out,
             options=CallOptions(
                 ice_timeout=ice_timeout,
                 connect_timeout=connect_timeout,
@@ -1216,7 +1206,7 @@ def completions(
 
     if shell not in SHELLS:
         fail(UsageError(f"unknown shell {shell!r}", f"use one of {', '.join(SHELLS)}"))
-    render.data(completion_script(shell))
+    render.data(completion_script(shell, app))
 
 
 def _app_for(argv: list[str]) -> typer.Typer:

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import models
 from .errors import ConfigError, UsageError, mask, secrets
 
-DEFAULT_BASE_URL = "https://api.orga-ai.com"
+DEFAULT_BASE_URL = models.DEFAULT_BASE_URL
 DEFAULT_PROFILE = "default"
 
 KEYS: dict[str, str] = {

@@ -114,10 +114,9 @@ def _walk(command: Any, path: list[str], choices: dict[str, list[str]]) -> Cmd:
     return Cmd(path, _first_line(command.help), options, subs, arg_values, arg_files)
 
 
-def command_tree() -> Cmd:
+def command_tree(app: Any) -> Cmd:
+    """The command tree of the Typer *app* (the CLI passes itself in)."""
     import typer.main
-
-    from .cli import app
 
     return _walk(typer.main.get_command(app), [], _value_choices())
 
@@ -321,18 +320,16 @@ def _fish(root: Cmd) -> str:
     return "\n".join(out)
 
 
-def completion_script(shell: str) -> str:
-    root = command_tree()
+def completion_script(shell: str, app: Any) -> str:
+    root = command_tree(app)
     return {"bash": _bash, "zsh": _zsh, "fish": _fish}[shell](root)
 
 
 # --------------------------------------------------------------------------- README
 
 
-def help_text(args: list[str]) -> str:
+def help_text(app: Any, args: list[str]) -> str:
     from typer.testing import CliRunner
-
-    from .cli import app
 
     result = CliRunner().invoke(
         app, [*args, "--help"], prog_name="orga", env={"COLUMNS": str(HELP_WIDTH), "TERM": "dumb"}
@@ -340,39 +337,39 @@ def help_text(args: list[str]) -> str:
     return "\n".join(line.rstrip() for line in result.output.strip().splitlines())
 
 
-def usage_section() -> str:
+def usage_section(app: Any) -> str:
     parts = [USAGE_START, ""]
-    for cmd in _all(command_tree()):
+    for cmd in _all(command_tree(app)):
         title = " ".join(["orga", *cmd.path])
         parts.append(f"### `{title}`")
         parts.append("")
         parts.append("```text")
-        parts.append(help_text(cmd.path))
+        parts.append(help_text(app, cmd.path))
         parts.append("```")
         parts.append("")
     parts.append(USAGE_END)
     return "\n".join(parts)
 
 
-def readme_with_usage(readme: str) -> str:
+def readme_with_usage(readme: str, app: Any) -> str:
     start = readme.index(USAGE_START)
     end = readme.index(USAGE_END) + len(USAGE_END)
-    return readme[:start] + usage_section() + readme[end:]
+    return readme[:start] + usage_section(app) + readme[end:]
 
 
-def write_all(root: Path) -> list[Path]:
+def write_all(root: Path, app: Any) -> list[Path]:
     """Regenerate completions/ and the README's usage section; return what changed."""
     changed = []
     for shell, name in COMPLETION_FILES.items():
         target = root / "completions" / name
-        text = completion_script(shell)
+        text = completion_script(shell, app)
         if not target.exists() or target.read_text() != text:
             target.parent.mkdir(exist_ok=True)
             target.write_text(text)
             changed.append(target)
     readme = root / "README.md"
     old = readme.read_text()
-    new = readme_with_usage(old)
+    new = readme_with_usage(old, app)
     if new != old:
         readme.write_text(new)
         changed.append(readme)
@@ -381,5 +378,7 @@ def write_all(root: Path) -> list[Path]:
 
 if __name__ == "__main__":
     repo = Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()
-    for path in write_all(repo):
+    from .cli import app  # the program's entry: the library functions above take the app
+
+    for path in write_all(repo, app):
         print(f"wrote {path}")

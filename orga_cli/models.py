@@ -16,6 +16,10 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+MODEL = "orga-1-beta"  # the only model (orga-api.md); the SDK's default
+DEFAULT_VOICE = "Sofía"  # the SDK's default: the first of the voice list
+DEFAULT_BASE_URL = "https://api.orga-ai.com"
+
 
 class ResponseFormatError(ValueError):
     """A response body that does not have the shape we need."""

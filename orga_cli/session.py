@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -33,13 +32,12 @@ from .errors import CallError, OrgaError, redact_bearer, secrets
 from .media.fec import fec_requested, follow_reported_loss, with_opus_fec
 from .media.receive import AudioReceiver, feed_from
 from .media.sources import AudioSourceTrack, VideoInput
-from .models import ChannelEvent, IceServer, IceUrl, Token
-from .voices import DEFAULT_VOICE
+from .models import DEFAULT_VOICE, MODEL, ChannelEvent, IceServer, IceUrl, Token
+from .seams import DtlsFailureReason, bound_gathering, nominated_pair
 
 log = logging.getLogger(__name__)
 
 CHANNEL_LABEL = "orga-realtime-client-events"
-MODEL = "orga-1-beta"
 
 
 def process_start() -> float:
@@ -249,53 +247,6 @@ class StatsSnapshot:
     at: float = field(default_factory=time.monotonic)
 
 
-class DtlsFailureReason(logging.Handler):
-    """Why aiortc's DTLS handshake failed: it says so only in a debug log line.
-
-    aiortc's DTLS logger writes debug lines only on state changes and failures, so
-    it is set to DEBUG while calls run (and restored when the last one closes);
-    those lines also reach a root handler that takes debug lines, which the CLI
-    does not have.
-    """
-
-    LOGGER = "aiortc.rtcdtlstransport"
-    _attached = 0
-    _saved_level = logging.NOTSET
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.reason: str | None = None
-        self._on = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "DTLS handshake failed (" in message:
-            self.reason = message.rsplit("(", 1)[1].rstrip(")")
-
-    def attach(self) -> None:
-        if self._on:
-            return
-        logger = logging.getLogger(self.LOGGER)
-        cls = DtlsFailureReason
-        if cls._attached == 0:
-            cls._saved_level = logger.level
-            logger.setLevel(logging.DEBUG)
-        cls._attached += 1
-        logger.addHandler(self)
-        self._on = True
-
-    def detach(self) -> None:
-        if not self._on:
-            return
-        logger = logging.getLogger(self.LOGGER)
-        logger.removeHandler(self)
-        cls = DtlsFailureReason
-        cls._attached -= 1
-        if cls._attached == 0:
-            logger.setLevel(cls._saved_level)
-        self._on = False
-
-
 class CallSession:
     """One call. ``await start()`` connects; ``ended`` is set when it ends, ``close()`` cleans up."""
 
@@ -433,22 +384,14 @@ class CallSession:
 
     def selected_pair(self) -> tuple[str | None, str | None]:
         """The nominated candidate pair as ``type addr:port`` strings."""
-        pc = self._pc
-        if pc is None:
+        pair = None if self._pc is None else nominated_pair(self._pc)
+        if pair is None:
             return None, None
-        for transceiver in pc.getTransceivers():
-            transport = transceiver.sender.transport
-            if transport is None:
-                continue
-            conn = transport.transport._connection  # aioice Connection: no public accessor
-            pair = next(iter(getattr(conn, "_nominated", {}).values()), None)
-            if pair is not None:
-                local, remote = pair.local_candidate, pair.remote_candidate
-                return (
-                    f"{local.type} {local.host}:{local.port}",
-                    f"{remote.type} {remote.host}:{remote.port}",
-                )
-        return None, None
+        local, remote = pair
+        return (
+            f"{local.type} {local.host}:{local.port}",
+            f"{remote.type} {remote.host}:{remote.port}",
+        )
 
     async def close(self) -> None:
         """Release everything, bounded: tracks, tasks, then the peer connection."""
@@ -538,7 +481,8 @@ class CallSession:
     async def _offer(self, pc: RTCPeerConnection) -> dict[str, Any]:
         self._set_phase("gathering")
         offer = await pc.createOffer()
-        self._bound_gathering(pc)
+        # aioice's 5 s per STUN/TURN query, bounded by --ice-timeout (seams.py)
+        bound_gathering(pc, self.options.ice_timeout)
         started = time.monotonic()
         await pc.setLocalDescription(offer)
         local = pc.localDescription
@@ -561,22 +505,6 @@ class CallSession:
                 candidates.append({"candidate": line[2:], "sdpMid": "0", "sdpMLineIndex": 0})
         # Ask for Opus in-band FEC as browsers do; our receiver decodes it (media/receive.py).
         return {"sdp": with_opus_fec(local.sdp), "type": "offer", "candidates": candidates}
-
-    def _bound_gathering(self, pc: RTCPeerConnection) -> None:
-        """Bound STUN/TURN queries by --ice-timeout instead of aioice's fixed 5 s.
-
-        aioice takes the bound as an argument of get_component_candidates but
-        aiortc never passes it; it is set here on this call's own connections.
-        """
-        transports = {t.sender.transport for t in pc.getTransceivers() if t.sender.transport}
-        if pc.sctp is not None:
-            transports.add(pc.sctp.transport)
-        for dtls in transports:
-            conn = dtls.transport.iceGatherer._connection
-            # aioice annotates the bound as int; asyncio.wait takes any number of seconds.
-            timeout: Any = self.options.ice_timeout
-            bounded = functools.partial(conn.get_component_candidates, timeout=timeout)
-            setattr(conn, "get_component_candidates", bounded)  # noqa: B010 - this call's own connection
 
     async def _post_offer(self, token: Token | str, offer: dict[str, Any]) -> Any:
         self._set_phase("negotiating")

@@ -7,6 +7,7 @@ import unicodedata
 from functools import lru_cache
 from importlib import resources
 
+from . import models
 from .models import Voice
 
 
@@ -17,7 +18,7 @@ def all_voices() -> tuple[Voice, ...]:
     return tuple(Voice(*(cell.strip() for cell in row[:4])) for row in rows[1:] if len(row) >= 4)
 
 
-DEFAULT_VOICE = "Sofía"
+DEFAULT_VOICE = models.DEFAULT_VOICE
 
 
 def _fold(text: str) -> str:

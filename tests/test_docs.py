@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from orga_cli.cli import app
 from orga_cli.docs import COMPLETION_FILES, completion_script, readme_with_usage
 
 from .conftest import REPO
@@ -15,12 +16,12 @@ from .conftest import REPO
 @pytest.mark.parametrize("shell", sorted(COMPLETION_FILES))
 def test_completions_are_fresh(shell: str) -> None:
     committed = (REPO / "completions" / COMPLETION_FILES[shell]).read_text()
-    assert committed == completion_script(shell), "run `python -m orga_cli.docs` and commit"
+    assert committed == completion_script(shell, app), "run `python -m orga_cli.docs` and commit"
 
 
 def test_readme_usage_is_fresh() -> None:
     readme = (REPO / "README.md").read_text()
-    assert readme == readme_with_usage(readme), "run `python -m orga_cli.docs` and commit"
+    assert readme == readme_with_usage(readme, app), "run `python -m orga_cli.docs` and commit"
 
 
 def complete_bash(*words: str) -> list[str]:

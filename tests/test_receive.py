@@ -212,7 +212,8 @@ async def test_aiortc_still_has_the_receiver_seam() -> None:
     """The one private attribute the receive path replaces: fail loudly if aiortc renames it."""
     from aiortc import RTCPeerConnection
 
-    from orga_cli.media.receive import _ATTRIBUTE, _PacketTap, feed_from
+    from orga_cli.media.receive import _PacketTap, feed_from
+    from orga_cli.seams import RECEIVER_JITTER_BUFFER as _ATTRIBUTE
 
     pc = RTCPeerConnection()
     try:

@@ -110,7 +110,6 @@ class MicrophoneSource:
         self.label = f"microphone {device_name(self.index)}"
         self.paced = False
         self.overflows = 0  # blocks dropped because the queue was full
-        self.device_overflows = 0  # PortAudio input overflow flags
         self.failed = False
         self._started = False
         self._delivered = False
@@ -135,8 +134,6 @@ class MicrophoneSource:
         self.latency = float(self._stream.latency)
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        if status and status.input_overflow:
-            self.device_overflows += 1
         block = indata[:, 0].copy()
         with contextlib.suppress(RuntimeError):  # the loop is closing
             self._loop.call_soon_threadsafe(self._put, block)

@@ -38,10 +38,6 @@ class ProcessingOptions:
     agc: bool = True
     hpf: bool = True
 
-    @property
-    def any(self) -> bool:
-        return self.aec or self.ns or self.agc or self.hpf
-
     def label(self) -> str:
         parts = [
             name
@@ -80,7 +76,6 @@ class MicProcessor:
         self.delay_ms = round(delay_ms)
         self.ready = False
         self.failed: str | None = None
-        self.blocks_passed_through = 0
         self._apm: Any = None
         self._frame_cls: Any = None
         self._far: collections.deque[np.ndarray] = collections.deque(
@@ -129,7 +124,6 @@ class MicProcessor:
     def process(self, block: np.ndarray) -> np.ndarray:
         """One 20 ms mic block in, the processed block out."""
         if not self.ready:
-            self.blocks_passed_through += 1
             return block
         out = np.empty(FRAME_SAMPLES, np.int16)
         for half in range(FRAME_SAMPLES // TEN_MS):

@@ -494,8 +494,6 @@ class WallClockPull:
 
 # --------------------------------------------------------------------------- aiortc seam
 
-_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
-
 
 class _PacketTap:
     """Stands in for aiortc's jitter buffer: every packet goes to our receiver instead.
@@ -519,15 +517,17 @@ class _PacketTap:
 
 
 def feed_from(rtp_receiver: Any, receiver: AudioReceiver) -> None:
-    """Route an aiortc audio RTCRtpReceiver's packets into *receiver* (private attribute)."""
-    if not hasattr(rtp_receiver, _ATTRIBUTE):
-        from ..errors import MediaError
+    """Route an aiortc audio RTCRtpReceiver's packets into *receiver* (seams.py, seam 1)."""
+    from ..errors import MediaError
+    from ..seams import SeamMissing, replace_jitter_buffer
 
+    try:
+        replace_jitter_buffer(rtp_receiver, _PacketTap(receiver))
+    except SeamMissing as exc:
         raise MediaError(
-            "this aiortc version has no receiver jitter buffer to replace",
-            "install the aiortc version pinned by orga",
-        )
-    setattr(rtp_receiver, _ATTRIBUTE, _PacketTap(receiver))
+            f"this aiortc cannot hand received audio to orga ({exc})",
+            "install the aiortc version orga pins (pip install -e .)",
+        ) from exc
 
 
 def packet_frames(payload: bytes) -> int:

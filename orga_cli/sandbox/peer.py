@@ -42,8 +42,8 @@ from ..media.audio import (
 from ..media.fec import fec_requested, follow_reported_loss, with_opus_fec
 from ..media.receive import AudioReceiver, WallClockPull, feed_from
 from ..media.sources import FileSource, OpusTrack
-from ..models import ASSISTANT_TEXT, USER_TRANSCRIPT, IceServer
-from .server import MODEL, FieldError
+from ..models import ASSISTANT_TEXT, DEFAULT_VOICE, MODEL, USER_TRANSCRIPT, IceServer
+from .server import FieldError
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class EchoPeer:
         log.info(
             "call %s answered (voice %s, FEC %s)",
             conversation_id,
-            params.get("voice", "Sofía"),
+            params.get("voice", DEFAULT_VOICE),
             "on" if fec else "off",
         )
         return {
@@ -290,7 +290,7 @@ class EchoPeer:
                     "id": "sess_" + call.conversation_id[5:],
                     "object": "realtime.session",
                     "model": params.get("model", MODEL),
-                    "voice": params.get("voice", "Sofía"),
+                    "voice": params.get("voice", DEFAULT_VOICE),
                     "temperature": params.get("temperature", 0.5),
                     "instructions": params.get("instructions"),
                     "modalities": params.get("modalities", ["audio", "video"]),

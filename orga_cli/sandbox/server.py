@@ -23,12 +23,11 @@ import jwt
 from aiohttp import web
 
 from ..errors import mask
-from ..models import IceServer
+from ..models import MODEL, IceServer
 from ..voices import find_voice
 
 log = logging.getLogger(__name__)
 
-MODEL = "orga-1-beta"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CallHandler = Callable[[dict[str, Any], dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -351,10 +350,8 @@ class SandboxServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        port = sockets[0].getsockname()[1] if sockets else self.port
+        addresses = self._runner.addresses  # the bound sockets' names: the real port
+        port = int(addresses[0][1]) if addresses else self.port
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.port = port
         self.base_url = f"http://{host}:{port}"

@@ -1,0 +1,125 @@
+"""Every place orga reaches into aiortc's or aioice's private internals, and why.
+
+Each seam is one function here, and tests/test_seams.py has one guard test per
+seam that fails loudly when an upgrade removes what it relies on.
+pyproject.toml caps aiortc and aioice at the versions those tests pass on; to
+move the cap, install the new versions, run `pytest tests/test_seams.py`, and
+fix here whatever a guard reports.
+
+1. The receiver's audio jitter buffer (``RTCRtpReceiver.__jitter_buffer``):
+   replaced by a stand-in that hands every packet to media/receive.py.
+2. The ICE gathering bound: aioice takes a timeout per STUN/TURN query, aiortc
+   never passes one (5 s fixed); bounded on this call's own connections.
+3. The nominated candidate pair (aioice ``Connection._nominated``): for the
+   panel, the summary, and the vanished-server probe.
+4. Why a DTLS handshake failed: aiortc says so only in a debug log line.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+RECEIVER_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+DTLS_LOGGER = "aiortc.rtcdtlstransport"
+DTLS_FAILED = "DTLS handshake failed ("
+
+
+class SeamMissing(RuntimeError):
+    """An aiortc/aioice internal orga relies on is not there (an upgrade moved it)."""
+
+
+# 1 ------------------------------------------------------------------ receiver
+
+
+def replace_jitter_buffer(rtp_receiver: Any, stand_in: Any) -> None:
+    """Put *stand_in* (with ``add(packet) -> (pli, frame)``) in place of aiortc's buffer."""
+    if not hasattr(rtp_receiver, RECEIVER_JITTER_BUFFER):
+        raise SeamMissing(f"RTCRtpReceiver has no {RECEIVER_JITTER_BUFFER}")
+    setattr(rtp_receiver, RECEIVER_JITTER_BUFFER, stand_in)
+
+
+# 2 and 3 ------------------------------------------------------------- ICE
+
+
+def _ice_connections(pc: Any, *, gatherer: bool) -> list[Any]:
+    """The aioice Connections of *pc*'s transports (no public accessor exists)."""
+    transports = {t.sender.transport for t in pc.getTransceivers() if t.sender.transport}
+    if pc.sctp is not None:
+        transports.add(pc.sctp.transport)
+    out = []
+    for dtls in transports:
+        ice = dtls.transport.iceGatherer if gatherer else dtls.transport
+        conn = getattr(ice, "_connection", None)
+        if conn is not None and conn not in out:
+            out.append(conn)
+    return out
+
+
+def bound_gathering(pc: Any, timeout: float) -> None:
+    """Bound each STUN/TURN query of *pc*'s gathering by *timeout* seconds."""
+    for conn in _ice_connections(pc, gatherer=True):
+        if not hasattr(conn, "get_component_candidates"):
+            raise SeamMissing("aioice Connection has no get_component_candidates")
+        # aioice annotates the bound as int; asyncio.wait takes any number of seconds.
+        bounded = functools.partial(conn.get_component_candidates, timeout=timeout)
+        setattr(conn, "get_component_candidates", bounded)  # noqa: B010 - this call's own connection
+
+
+def nominated_pair(pc: Any) -> tuple[Any, Any] | None:
+    """(local, remote) aioice Candidates of the pair ICE nominated, or None yet."""
+    for conn in _ice_connections(pc, gatherer=False):
+        pair = next(iter(getattr(conn, "_nominated", {}).values()), None)
+        if pair is not None:
+            return pair.local_candidate, pair.remote_candidate
+    return None
+
+
+# 4 ------------------------------------------------------------------ DTLS
+
+
+class DtlsFailureReason(logging.Handler):
+    """Why aiortc's DTLS handshake failed: it says so only in a debug log line.
+
+    aiortc's DTLS logger writes debug lines only on state changes and failures, so
+    it is set to DEBUG while calls run (and restored when the last one closes);
+    those lines also reach a root handler that takes debug lines, which the CLI
+    does not have.
+    """
+
+    _attached = 0
+    _saved_level = logging.NOTSET
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.reason: str | None = None
+        self._on = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if DTLS_FAILED in message:
+            self.reason = message.rsplit("(", 1)[1].rstrip(")")
+
+    def attach(self) -> None:
+        if self._on:
+            return
+        logger = logging.getLogger(DTLS_LOGGER)
+        cls = DtlsFailureReason
+        if cls._attached == 0:
+            cls._saved_level = logger.level
+            logger.setLevel(logging.DEBUG)
+        cls._attached += 1
+        logger.addHandler(self)
+        self._on = True
+
+    def detach(self) -> None:
+        if not self._on:
+            return
+        logger = logging.getLogger(DTLS_LOGGER)
+        logger.removeHandler(self)
+        cls = DtlsFailureReason
+        cls._attached -= 1
+        if cls._attached == 0:
+            logger.setLevel(cls._saved_level)
+        self._on = False
