@@ -10,10 +10,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +20,7 @@ from typing import Any, TextIO
 from .api import OrgaClient, usable_token
 from .callui import CallView, LivePanel, PlainLines
 from .errors import CallError, ExitCode, Interrupted, MediaError, OrgaError, UsageError, secrets
+from .keys import open_keys
 from .loop import handling
 from .media.audio import WavWriter
 from .media.sources import (
@@ -148,6 +148,7 @@ class CallRunner:
         self.peer: Any = None
         self.processor: Any = None
         self.ended_by = "error"
+        self._on_interrupt: Callable[[], None] | None = None
         self._deadline: float | None = None
         self._last: StatsSnapshot | None = None
 
@@ -268,6 +269,7 @@ class CallRunner:
                 main_task.cancel()
 
         error: OrgaError | None = None
+        self._on_interrupt = on_sigint
         with handling((signal.SIGINT, signal.SIGTERM), on_sigint):
             try:
                 await self._run()
@@ -323,7 +325,7 @@ class CallRunner:
                 timeout=req.timeout,
                 insecure_http=req.insecure_http,
             )
-            keys = KeyReader(self) if req.keys else None
+            keys = open_keys(lambda char: self.key(char.lower())) if req.keys else None
             try:
                 async with client:
                     await self._dial(client, req.token)
@@ -545,7 +547,10 @@ class CallRunner:
             self.ui.refresh()
 
     def _interrupt_start(self) -> None:
-        os.kill(os.getpid(), signal.SIGINT)
+        """q before the call connected: the same as Ctrl-C (no signal sent: on Windows
+        os.kill would terminate the process instead of interrupting it)."""
+        if self._on_interrupt is not None:
+            self._on_interrupt()
 
     # ------------------------------------------------------------------ end
 
@@ -631,34 +636,3 @@ class CallRunner:
             else round(self.processor.erle_db(), 1),
         }
         return out
-
-
-class KeyReader:
-    """Single keys from a terminal stdin (cbreak mode, restored on close)."""
-
-    def __init__(self, runner: CallRunner) -> None:
-        import termios
-        import tty
-
-        self.runner = runner
-        self.fd = sys.stdin.fileno()
-        self._saved = termios.tcgetattr(self.fd)
-        tty.setcbreak(self.fd)
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self.fd, self._readable)
-
-    def _readable(self) -> None:
-        try:
-            data = os.read(self.fd, 32).decode(errors="ignore")
-        except OSError:
-            return
-        for char in data:
-            self.runner.key(char.lower())
-
-    def close(self) -> None:
-        import termios
-
-        with contextlib.suppress(Exception):
-            self._loop.remove_reader(self.fd)
-        with contextlib.suppress(Exception):
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)

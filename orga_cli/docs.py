@@ -1,7 +1,7 @@
-"""Generated documentation: static shell completions and the README's usage section.
+"""Generated documentation: static shell completions and the command reference (docs/cli.md).
 
 Both are derived from the Typer app itself; ``python -m orga_cli.docs``
-rewrites ``completions/`` and the README, and a test fails when they drift.
+rewrites ``completions/`` and ``docs/cli.md``, and a test fails when they drift.
 Static scripts complete instantly (no Python start per Tab) and list every
 command, option and known value.
 """
@@ -325,7 +325,7 @@ def completion_script(shell: str, app: Any) -> str:
     return {"bash": _bash, "zsh": _zsh, "fish": _fish}[shell](root)
 
 
-# --------------------------------------------------------------------------- README
+# --------------------------------------------------------------------------- docs/cli.md
 
 
 def help_text(app: Any, args: list[str]) -> str:
@@ -351,14 +351,15 @@ def usage_section(app: Any) -> str:
     return "\n".join(parts)
 
 
-def readme_with_usage(readme: str, app: Any) -> str:
-    start = readme.index(USAGE_START)
-    end = readme.index(USAGE_END) + len(USAGE_END)
-    return readme[:start] + usage_section(app) + readme[end:]
+def reference_with_usage(reference: str, app: Any) -> str:
+    """*reference* (docs/cli.md) with its generated usage section brought up to date."""
+    start = reference.index(USAGE_START)
+    end = reference.index(USAGE_END) + len(USAGE_END)
+    return reference[:start] + usage_section(app) + reference[end:]
 
 
 def write_all(root: Path, app: Any) -> list[Path]:
-    """Regenerate completions/ and the README's usage section; return what changed."""
+    """Regenerate completions/ and docs/cli.md's usage section; return what changed."""
     changed = []
     for shell, name in COMPLETION_FILES.items():
         target = root / "completions" / name
@@ -367,12 +368,12 @@ def write_all(root: Path, app: Any) -> list[Path]:
             target.parent.mkdir(exist_ok=True)
             target.write_text(text)
             changed.append(target)
-    readme = root / "README.md"
-    old = readme.read_text()
-    new = readme_with_usage(old, app)
+    reference = root / "docs" / "cli.md"
+    old = reference.read_text()
+    new = reference_with_usage(old, app)
     if new != old:
-        readme.write_text(new)
-        changed.append(readme)
+        reference.write_text(new)
+        changed.append(reference)
     return changed
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import KNOWN_KEY, REPO, Sandbox, ScriptedServer, clean_env, response, wait_for_line
+from .conftest import KNOWN_KEY, Sandbox, ScriptedServer, clean_env, response, wait_for_line
 from .test_models import make_jwt
 
 Scripted = Callable[[list], ScriptedServer]
@@ -583,11 +583,6 @@ def test_an_unknown_event_loop_is_a_usage_error() -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "ORGA_EVENT_LOOP" in lines[0] and "uvloop or asyncio" in lines[0]
-
-
-def test_readme_main_command_is_the_sandbox_call() -> None:
-    readme = (REPO / "README.md").read_text()
-    assert "orga call --sandbox" in readme
 
 
 def test_a_machine_with_only_127_0_0_1_is_told_what_to_do() -> None:

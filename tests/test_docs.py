@@ -1,4 +1,4 @@
-"""completions/ and the README's usage section are generated from the app and must not drift."""
+"""completions/ and docs/cli.md are generated from the app and must not drift."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from orga_cli.cli import app
-from orga_cli.docs import COMPLETION_FILES, completion_script, readme_with_usage
+from orga_cli.docs import COMPLETION_FILES, completion_script, reference_with_usage
 
 from .conftest import REPO
 
@@ -19,9 +19,11 @@ def test_completions_are_fresh(shell: str) -> None:
     assert committed == completion_script(shell, app), "run `python -m orga_cli.docs` and commit"
 
 
-def test_readme_usage_is_fresh() -> None:
-    readme = (REPO / "README.md").read_text()
-    assert readme == readme_with_usage(readme, app), "run `python -m orga_cli.docs` and commit"
+def test_cli_reference_is_fresh() -> None:
+    reference = (REPO / "docs" / "cli.md").read_text()
+    assert reference == reference_with_usage(reference, app), (
+        "run `python -m orga_cli.docs` and commit"
+    )
 
 
 def complete_bash(*words: str) -> list[str]:

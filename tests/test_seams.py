@@ -27,15 +27,18 @@ async def connected_pair() -> tuple[RTCPeerConnection, RTCPeerConnection]:
     return a, b
 
 
-def test_seam_1_receiver_jitter_buffer() -> None:
-    pc = RTCPeerConnection()
-    receiver = pc.addTransceiver("audio").receiver
-    assert hasattr(receiver, seams.RECEIVER_JITTER_BUFFER)
-    stand_in = object()
-    seams.replace_jitter_buffer(receiver, stand_in)
-    assert getattr(receiver, seams.RECEIVER_JITTER_BUFFER) is stand_in
-    with pytest.raises(seams.SeamMissing):
-        seams.replace_jitter_buffer(object(), stand_in)
+async def test_seam_1_receiver_jitter_buffer() -> None:
+    pc = RTCPeerConnection()  # aiortc wants a running loop for its objects
+    try:
+        receiver = pc.addTransceiver("audio").receiver
+        assert hasattr(receiver, seams.RECEIVER_JITTER_BUFFER)
+        stand_in = object()
+        seams.replace_jitter_buffer(receiver, stand_in)
+        assert getattr(receiver, seams.RECEIVER_JITTER_BUFFER) is stand_in
+        with pytest.raises(seams.SeamMissing):
+            seams.replace_jitter_buffer(object(), stand_in)
+    finally:
+        await pc.close()
 
 
 async def test_seam_2_gathering_bound() -> None:

@@ -59,7 +59,9 @@ async def serve_forever(
     sys.stdout.write(base_url + "\n")
     sys.stdout.flush()
     stop = asyncio.Event()
-    with handling((signal.SIGTERM, signal.SIGHUP), stop.set):
+    # SIGHUP (the terminal went away) does not exist on Windows.
+    stops = [signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+    with handling(stops, stop.set):
         try:
             await stop.wait()
         finally:

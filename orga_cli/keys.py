@@ -1,0 +1,90 @@
+"""Single keys from the terminal during a call, on POSIX and on Windows.
+
+One small interface: ``open_keys(on_key)`` starts delivering each key pressed (a
+one-character string) to *on_key* on the event loop, and returns a reader whose
+``close()`` gives the terminal back as it was. No POSIX-only module is imported
+at module level, so this imports everywhere.
+
+- POSIX: the terminal in cbreak mode (termios), read when the loop says stdin is
+  readable (``add_reader``).
+- Windows: there is no ``add_reader`` for a console; ``msvcrt.kbhit()`` is polled
+  every 50 ms and ``getwch()`` reads what was typed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class KeyReader(Protocol):
+    def close(self) -> None: ...
+
+
+class PosixKeys:
+    """cbreak mode on *fd* (a terminal), keys read as the loop sees them arrive."""
+
+    def __init__(self, on_key: Callable[[str], None], fd: int | None = None) -> None:
+        import termios
+        import tty
+
+        self._on_key = on_key
+        self.fd = sys.stdin.fileno() if fd is None else fd
+        self._saved: Any = termios.tcgetattr(self.fd)
+        tty.setcbreak(self.fd)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 32).decode(errors="ignore")
+        except OSError:
+            return
+        for char in data:
+            self._on_key(char)
+
+    def close(self) -> None:
+        import termios
+
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self.fd)
+        with contextlib.suppress(Exception):
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+
+
+class WindowsKeys:
+    """The console's keys through msvcrt, polled every *interval* seconds."""
+
+    def __init__(
+        self, on_key: Callable[[str], None], msvcrt: Any = None, interval: float = 0.05
+    ) -> None:
+        if msvcrt is None:
+            import msvcrt  # type: ignore[import-not-found,no-redef,unused-ignore]
+        self._msvcrt = msvcrt
+        self._on_key = on_key
+        self._interval = interval
+        self._task = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            while self._msvcrt.kbhit():
+                char = self._msvcrt.getwch()
+                if char in ("\x00", "\xe0"):  # a function or arrow key: its code follows
+                    self._msvcrt.getwch()
+                    continue
+                self._on_key(char)
+            await asyncio.sleep(self._interval)
+
+    def close(self) -> None:
+        self._task.cancel()
+
+
+def open_keys(on_key: Callable[[str], None]) -> KeyReader:
+    """Start reading keys from this process's terminal (the caller checked it is one)."""
+    if sys.platform == "win32":
+        return WindowsKeys(on_key)
+    return PosixKeys(on_key)
