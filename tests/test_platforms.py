@@ -12,11 +12,19 @@ import os
 import pkgutil
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 
 import orga_cli
 from orga_cli.keys import PosixKeys, WindowsKeys
+
+
+async def until(done: Callable[[], bool], seconds: float = 0.5) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if done():
+            return
+        await asyncio.sleep(0.01)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals only")
@@ -32,10 +40,7 @@ async def test_posix_keys_through_a_pty() -> None:
         assert not termios.tcgetattr(slave)[3] & termios.ICANON  # cbreak: no line editing
         os.write(master, b"mv")
         os.write(master, b"q")
-        for _ in range(50):
-            if len(got) == 3:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: len(got) == 3)
         reader.close()
         assert got == ["m", "v", "q"]
         assert termios.tcgetattr(slave) == before  # the terminal is given back as it was
@@ -61,10 +66,7 @@ async def test_windows_keys_skip_function_key_codes() -> None:
     got: list[str] = []
     console = FakeConsole("m\xe0Hv\x00;q")  # an arrow key and F1 between the letters
     reader = WindowsKeys(got.append, msvcrt=console, interval=0.01)
-    for _ in range(50):
-        if len(got) == 3:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: len(got) == 3)
     reader.close()
     assert got == ["m", "v", "q"]
 
