@@ -26,6 +26,12 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
+from aiortc.stats import (
+    RTCInboundRtpStreamStats,
+    RTCOutboundRtpStreamStats,
+    RTCRemoteInboundRtpStreamStats,
+    RTCTransportStats,
+)
 
 from .api import OrgaClient
 from .errors import CallError, OrgaError, redact_bearer, secrets
@@ -38,27 +44,6 @@ from .seams import DtlsFailureReason, bound_gathering, nominated_pair
 log = logging.getLogger(__name__)
 
 CHANNEL_LABEL = "orga-realtime-client-events"
-
-
-def process_start() -> float:
-    """When this process started (epoch seconds, ±10 ms); from /proc on Linux, else now.
-
-    The process's age is the system uptime minus its start time since boot (both
-    in /proc, in clock ticks and centiseconds); btime would only give whole seconds.
-    """
-    try:
-        with open("/proc/self/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        start_ticks = int(fields[19])
-        with open("/proc/uptime", "rb") as fh:
-            uptime = float(fh.read().split()[0])
-        age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-        return time.time() - max(0.0, age)
-    except (OSError, ValueError, IndexError):
-        return time.time()
-
-
-PROCESS_START = process_start()
 
 
 @dataclass
@@ -109,9 +94,13 @@ class CallOptions:
 
 @dataclass
 class Timeline:
-    """Milestones as epoch seconds (None until reached)."""
+    """Milestones as epoch seconds (None until reached), counted from ``origin``.
 
-    process_start: float = PROCESS_START
+    The origin is when the call was created; the CLI moves it to the start of
+    the process, so that `orga call --json` counts what a user waited for.
+    """
+
+    origin: float = field(default_factory=time.time)
     token: float | None = None
     ice_config: float | None = None
     offer: float | None = None
@@ -120,7 +109,7 @@ class Timeline:
     first_audio: float | None = None
 
     def ms(self, moment: float | None) -> int | None:
-        return None if moment is None else round((moment - self.process_start) * 1000)
+        return None if moment is None else round((moment - self.origin) * 1000)
 
 
 def choose_ice_servers(servers: list[IceServer]) -> tuple[list[RTCIceServer], list[str]]:
@@ -358,23 +347,22 @@ class CallSession:
             return snap
         for stat in report.values():
             kind = getattr(stat, "kind", None)
-            name = type(stat).__name__
-            if name == "RTCTransportStats":
+            if isinstance(stat, RTCTransportStats):
                 snap.bytes_sent += stat.bytesSent
                 snap.bytes_received += stat.bytesReceived
-            elif name == "RTCOutboundRtpStreamStats":
+            elif isinstance(stat, RTCOutboundRtpStreamStats):
                 if kind == "audio":
                     snap.packets_sent += stat.packetsSent
                     snap.audio_bytes_sent += stat.bytesSent
                 else:
                     snap.video_packets_sent += stat.packetsSent
                     snap.video_bytes_sent += stat.bytesSent
-            elif name == "RTCInboundRtpStreamStats" and kind == "audio":
+            elif isinstance(stat, RTCInboundRtpStreamStats) and kind == "audio":
                 snap.packets_received += stat.packetsReceived
                 snap.packets_lost += max(0, stat.packetsLost)
                 snap.jitter_ms = stat.jitter / 48.0  # RTP clock units at 48 kHz -> ms
             elif (
-                name == "RTCRemoteInboundRtpStreamStats"
+                isinstance(stat, RTCRemoteInboundRtpStreamStats)
                 and kind == "audio"
                 and stat.roundTripTime is not None
             ):

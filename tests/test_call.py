@@ -87,7 +87,7 @@ def test_echo_of_a_tone(tmp_path: Path, loop: str) -> None:
             "--record",
             str(out),
             "--duration",
-            "4",
+            "2.5",
             "--no-video",
             "--json",
         ],
@@ -112,11 +112,12 @@ def test_echo_of_a_tone(tmp_path: Path, loop: str) -> None:
         assert key in summary, key
     assert summary["ended_by"] == "duration"
     assert summary["conversation_id"].startswith("conv_")
-    assert 3.9 <= summary["duration_s"] <= 5
-    assert summary["packets_sent"] > 150 and summary["packets_received"] > 150
+    assert 2.4 <= summary["duration_s"] <= 3.5
+    assert summary["packets_sent"] > 100 and summary["packets_received"] > 100
     assert summary["ms_to_first_audio"] >= summary["ms_to_connected"] > 0
     samples, rate = wav(out)
-    assert rate == 48000 and len(samples) > 3 * rate
+    # the recording keeps the wall clock from the moment the call connected
+    assert rate == 48000 and len(samples) / rate == pytest.approx(summary["duration_s"], rel=0.02)
     assert rms(samples) > 1000, "the recording is silent"
     assert abs(dominant_hz(samples, rate) - 440) <= 10
 
@@ -200,7 +201,7 @@ def test_transcripts_on_screen(tmp_path: Path) -> None:
             "--no-speaker",
             "--transcribe",
             "--duration",
-            "4.5",
+            "3.5",
         ]
     )
     assert result.returncode == 0, result.stderr

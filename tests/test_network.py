@@ -105,11 +105,11 @@ def test_jitter_with_reordering_plays_without_gaps(
         "--network", "down=delay:40ms,jitter:30ms", "--seed", "3", "--echo-delay", "0.2"
     )
     rec = tmp_path / "rec.wav"
-    code, s, err = call(box, "--duration", "8", "--record", str(rec))
+    code, s, err = call(box, "--duration", "6", "--record", str(rec))
     assert code == 0, err
     stats = box.log()
     assert "reordered" in stats
-    assert s["packets_received"] > 300
+    assert s["packets_received"] > 220
     # packets that arrive after a newer one are played: late ones are at most a stray few
     assert s["packets_late"] <= 0.01 * s["packets_received"], s
     assert s["packets_lost"] <= 0.01 * s["packets_received"] + s["packets_late"], s
@@ -127,7 +127,7 @@ def test_loss_is_concealed_and_recovered_by_fec(
     flags = [] if fec else ["--no-fec"]
     box = sandbox_with("--network", "down=loss:5%", "--seed", "11", "--reply", str(voice), *flags)
     rec = tmp_path / "rec.wav"
-    code, s, err = call(box, "--duration", "10", "--record", str(rec))
+    code, s, err = call(box, "--duration", "7", "--record", str(rec))
     assert code == 0, err
     assert s["packets_lost"] > 5 and s["concealed_pct"] > 0, s
     assert s["record_seconds"] == pytest.approx(s["duration_s"], rel=0.01), s
@@ -183,7 +183,7 @@ def test_an_outage_is_ridden_out(
 ) -> None:
     box = sandbox_with()
     rec, events = tmp_path / "rec.wav", tmp_path / "events.jsonl"
-    proc = start_call(box, "--duration", "16", "--record", str(rec), "--events", str(events))
+    proc = start_call(box, "--duration", "13", "--record", str(rec), "--events", str(events))
     wait_for_line(proc, "phase connected")
     time.sleep(2)
     udp_blackhole(True)  # 8 s without any UDP: media, RTCP, ICE consent, the data channel
@@ -210,7 +210,7 @@ def test_media_that_does_not_come_back_redials_or_ends(
     box = sandbox_with()
     rec = tmp_path / "rec.wav"
     flags = ["--reconnect-timeout", "2"] + ([] if reconnect else ["--no-reconnect"])
-    proc = start_call(box, "--duration", "12", "--record", str(rec), *flags)
+    proc = start_call(box, "--duration", "9", "--record", str(rec), *flags)
     wait_for_line(proc, "phase connected")
     time.sleep(2)
     udp_blackhole(True)
