@@ -426,13 +426,14 @@ class CallRunner:
     def _deadline_passed(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
-    def _pull_on_wall_clock(self) -> None:
-        """No sound card pulls the receiver (no speaker, or it failed): the wall clock does."""
+    def _pull_on_wall_clock(self, since: float | None = None) -> None:
+        """No sound card pulls the receiver (no speaker, or it failed): the wall clock does,
+        from *since* (when the speaker stopped) so that the recording misses nothing."""
         from .media.receive import WallClockPull
 
         if self.puller is None:
             self.puller = WallClockPull(self.receiver, [self._played])
-            self.puller.start()
+            self.puller.start(since)
 
     async def _connected_loop(self) -> None:
         session = self.session
@@ -538,7 +539,7 @@ class CallRunner:
             self.speaker.check()
             if self.speaker.failed:
                 self._warn_once("the speaker stopped; no sound")
-                self._pull_on_wall_clock()  # --record keeps the wall clock
+                self._pull_on_wall_clock(self.speaker.last_pull)  # --record keeps the wall clock
 
     def _warn_once(self, message: str) -> None:
         if message not in self.view.warnings:

@@ -275,8 +275,14 @@ def scripted() -> Iterator[Callable[[list[Reply]], ScriptedServer]]:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without ORGA_* and PULSE_* (no user config, no sound server)."""
+    """This process's environment without ORGA_* (no user config) and without a sound server.
+
+    PULSE_* variables are dropped, and PULSE_SERVER points nowhere, so that a desktop's
+    own PulseAudio (found at its default socket) does not give a test real devices;
+    tests that want the fixture's PulseAudio pass its environment in *extra*.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORGA_", "PULSE_"))}
+    env["PULSE_SERVER"] = "unix:/nonexistent/orga-tests-have-no-sound-server"
     env.update(extra)
     return env
 

@@ -156,30 +156,3 @@ def test_echo_is_cancelled_and_the_near_end_kept(pulse: Pulse, tmp_path: Path) -
     assert erle >= 25, f"ERLE {erle:.1f} dB"
     assert summary["erle_db_estimate"] is not None and summary["erle_db_estimate"] > 10
     assert abs(tone_change) <= 6, f"the near-end tone changed by {tone_change:+.1f} dB"
-
-
-def test_processing_defaults(tmp_path: Path) -> None:
-    """File and tone inputs skip processing unless --aec forces it."""
-    base = [
-        sys.executable,
-        "-m",
-        "orga_cli",
-        "call",
-        "--sandbox",
-        "--audio-in",
-        "tone:440",
-        "--no-video",
-        "--no-speaker",
-        "--duration",
-        "1",
-        "--json",
-    ]
-    env = clean_env()
-    plain = json.loads(
-        subprocess.run(base, capture_output=True, text=True, timeout=60, env=env).stdout
-    )
-    assert plain["processing"] == "off"
-    forced = subprocess.run(
-        [*base, "--aec", "--no-agc"], capture_output=True, text=True, timeout=60, env=env
-    )
-    assert json.loads(forced.stdout)["processing"] == "NS+HPF"  # no speaker: nothing to cancel

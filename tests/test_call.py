@@ -602,3 +602,30 @@ def test_a_machine_with_only_127_0_0_1_is_told_what_to_do() -> None:
     )
     assert out.returncode == 6, out.stderr
     assert "no ICE candidates" in out.stderr and "127.0.0.2/8" in out.stderr
+
+
+def test_processing_defaults(tmp_path: Path) -> None:
+    """File and tone inputs skip processing unless --aec forces it."""
+    base = [
+        sys.executable,
+        "-m",
+        "orga_cli",
+        "call",
+        "--sandbox",
+        "--audio-in",
+        "tone:440",
+        "--no-video",
+        "--no-speaker",
+        "--duration",
+        "1",
+        "--json",
+    ]
+    env = clean_env()
+    plain = json.loads(
+        subprocess.run(base, capture_output=True, text=True, timeout=60, env=env).stdout
+    )
+    assert plain["processing"] == "off"
+    forced = subprocess.run(
+        [*base, "--aec", "--no-agc"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert json.loads(forced.stdout)["processing"] == "NS+HPF"  # no speaker: nothing to cancel

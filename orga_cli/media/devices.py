@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -215,6 +216,7 @@ class Speaker:
         # a tap must only copy and hand over.
         self.taps: list[Any] = []
         self._closing = False
+        self.last_pull = time.monotonic()  # the last callback: the device's pace
         try:
             self._stream = sd.OutputStream(
                 samplerate=self.rate,
@@ -236,6 +238,7 @@ class Speaker:
         self.latency = float(self._stream.latency)
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        self.last_pull = time.monotonic()
         mono = self.source(frames)
         outdata[:] = mono[:, None]
         for tap in self.taps:
@@ -247,8 +250,11 @@ class Speaker:
             log.warning("the speaker stopped; the call goes on without sound")
 
     def check(self) -> None:
-        """Notice a stream that stopped without telling (a vanished device)."""
-        if not self.failed and not self._closing and not self._stream.active:
+        """Notice a stream that stopped without telling (a vanished device or sound server):
+        inactive, or no callback for half a second."""
+        if self.failed or self._closing:
+            return
+        if not self._stream.active or time.monotonic() - self.last_pull > 0.5:
             self._finished()
 
     def close(self) -> None:

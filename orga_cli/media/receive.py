@@ -156,7 +156,10 @@ class AudioReceiver:
         self.last_arrival: float | None = None
         self.first_arrival: float | None = None
         self.fec_seen = False  # has any packet carried FEC
-        self._pull_s = 0.01  # the largest pull lately: the decoding must stay that far ahead
+        # The largest pull of the last 2 s while playing (a device's first fill is not
+        # counted): the decoding must stay that far ahead. At most 60 ms.
+        self._pulls: deque[int] = deque(maxlen=200)
+        self._pull_s = 0.01
         self._lost_at: float | None = None  # when a frame was last found lost
         self._new_stream(None)
 
@@ -242,12 +245,13 @@ class AudioReceiver:
     def pull(self, n: int) -> np.ndarray:
         """*n* samples of 48 kHz mono int16: audio, stretched audio, or concealment."""
         with self._lock:
-            self._pull_s = max(self._pull_s * 0.999, n / RATE)
             if not self._playing:
                 delay = self.delay_s()
                 if delay is None or delay < self.target_s():
                     return np.zeros(n, np.int16)  # priming: not counted as concealment
                 self._playing = True
+            self._pulls.append(n)
+            self._pull_s = min(0.06, max(self._pulls) / RATE)
             while self._sync.size < n:
                 self._produce()
             out, self._sync = self._sync[:n], self._sync[n:]
@@ -465,18 +469,19 @@ class WallClockPull:
         self.taps = taps
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
+    def start(self, since: float | None = None) -> None:
+        """Pull from now on, or from *since* (a monotonic time: a sound card that stopped
+        pulling then), so that what was missed is pulled too and nothing is cut out."""
+        self._task = asyncio.ensure_future(self._run(time.monotonic() if since is None else since))
 
-    async def _run(self) -> None:
-        start = time.monotonic()
+    async def _run(self, start: float) -> None:
         pulled = 0
         while True:
             await asyncio.sleep(FRAME / RATE)
             due = int((time.monotonic() - start) * RATE) - pulled
             if due < FRAME // 2:
                 continue
-            if due > RATE:  # the loop stalled for a second: do not burst
+            if due > 5 * RATE:  # the loop stalled for seconds: do not burst
                 pulled += due - FRAME
                 due = FRAME
             block = self.receiver.pull(due)
