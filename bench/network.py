@@ -215,7 +215,7 @@ def orga_receiver(
     time.sleep(0.3)
     proc = subprocess.run(
         [sys.executable, "-m", "orga_cli", "call", "--audio-in", "tone:440", "--no-video",
-         "--json", "--duration", str(seconds)],
+         "--json", "--duration", str(seconds), "--record", str(out.with_suffix(".record.wav"))],
         env=env, capture_output=True, text=True, timeout=seconds + 60,
     )  # fmt: skip
     time.sleep(0.3)
@@ -424,6 +424,11 @@ def main() -> None:
                                     tmp / f"chrome-{name}-{i}",
                                 )
                             row["pesq_wb"], row["pesq_wb_steady"] = score(reference, wav_path)
+                            if who == "orga":  # what the receive buffer handed the speaker
+                                recorded = wav_path.with_suffix(".record.wav")
+                                row["record_pesq_wb"], row["record_pesq_wb_steady"] = score(
+                                    reference, recorded
+                                )
                             rows[who].append(row)
                             print(f"{name:17s} {who:8s} call {i + 1}: {row}", file=sys.stderr)
                     finally:
@@ -467,6 +472,9 @@ def summarize(link: str, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any
         summary[who] = {
             "pesq_wb_median": _median([r["pesq_wb"] for r in got], 2),
             "pesq_wb_steady_median": _median([r["pesq_wb_steady"] for r in got], 2),
+            "record_pesq_wb_steady_median": _median(
+                [r.get("record_pesq_wb_steady") for r in got], 2
+            ),
             "buffer_ms_median": _median([r["buffer_ms"] for r in got], 1),
             "calls": got,
         }
