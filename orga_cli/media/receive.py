@@ -127,7 +127,11 @@ class DelayEstimator:
                 self._jitter += 0.03 * (quantile - self._jitter)
 
     def target(self, pull_s: float) -> float:
-        return min(self.max_s, max(self.min_s, self._jitter + pull_s))
+        # A margin that grows with the jitter: on a jittery link the next packet later
+        # than any seen lately is the rule, not the exception; a clean or merely lossy
+        # link keeps its low delay.
+        margin = min(0.02, 0.25 * self._jitter)
+        return min(self.max_s, max(self.min_s, self._jitter + pull_s + margin))
 
     def worst(self) -> float:
         """The largest delay over the fastest path among the recent packets."""
