@@ -239,7 +239,8 @@ class CallRunner:
         if req.aec is not False and self.speaker is None:
             log.info("echo cancellation is off: there is no speaker to echo")
         options = ProcessingOptions(aec=aec, ns=req.ns, agc=req.agc, hpf=True)
-        in_latency = getattr(self.source, "latency", 0.0)
+        assert self.source is not None
+        in_latency = self.source.latency
         out_latency = self.speaker.latency if self.speaker is not None else 0.0
         self.processor = MicProcessor(options, 1000 * (in_latency + out_latency))
         self.source = ProcessedSource(self.source, self.processor)
@@ -525,7 +526,7 @@ class CallRunner:
             v.down_kbps = 8 * (snap.bytes_received - last.bytes_received) / span / 1000
         v.muted = session.audio.muted
         v.video_on = session.video_on
-        if self.source is not None and getattr(self.source, "failed", False):
+        if self.source is not None and self.source.failed:
             self._warn_once("the microphone stopped; sending silence")
         if self.processor is not None:
             if self.processor.failed:
@@ -650,7 +651,7 @@ class CallRunner:
             "record": str(self.req.record) if self.req.record else None,
             "record_seconds": round(self.recorder.seconds, 3) if self.recorder else None,
             "record_mic": str(self.req.record_mic) if self.req.record_mic else None,
-            "mic_overflows": getattr(self.source, "overflows", 0),
+            "mic_overflows": self.source.overflows if self.source is not None else 0,
             "processing": self.processor.options.label() if self.processor else "off",
             "erle_db_estimate": None
             if self.processor is None or self.processor.erle_db() is None

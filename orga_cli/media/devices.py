@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MediaError
-from .audio import FRAME_SAMPLES, RATE, SILENCE
+from .audio import FRAME_SAMPLES, RATE, SILENCE, Pacer
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ class MicrophoneSource:
         sd = sounddevice()
         self.index = find_device(device, "input")
         self.label = f"microphone {device_name(self.index)}"
-        self.paced = False
+        self.paced = False  # read() waits on the sound card's clock (or paces its silence)
+        self._silence_pacer = Pacer()
         self.overflows = 0  # blocks dropped because the queue was full
         self.failed = False
         self._started = False
@@ -155,13 +156,13 @@ class MicrophoneSource:
             except Exception as exc:
                 raise MediaError(f"cannot start the microphone ({exc})", ALTERNATIVES) from exc
         if self.failed:
-            # Stalled: paced silence until blocks come again.
+            # Stalled: silence, paced here on the wall clock, until blocks come again.
             try:
                 block = self._queue.get_nowait()
             except asyncio.QueueEmpty:
+                await self._silence_pacer.wait()
                 return SILENCE
             self.failed = False
-            self.paced = False
             log.warning("the microphone is delivering audio again")
             return self._sized(block)
         # Capture can take a while to start (ALSA's PulseAudio plugin: up to ~1 s).
@@ -170,7 +171,7 @@ class MicrophoneSource:
             block = await asyncio.wait_for(self._queue.get(), timeout)
         except asyncio.TimeoutError:
             self.failed = True
-            self.paced = True  # the track paces the silence from now on
+            self._silence_pacer.reset()
             log.warning("the microphone stopped delivering audio; sending silence")
             return SILENCE
         self._delivered = True

@@ -19,9 +19,12 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .sources import BlockSource
 
 from ..errors import MediaError
 from .audio import FRAME_SAMPLES, RATE
@@ -166,22 +169,23 @@ class MicProcessor:
 class ProcessedSource:
     """A BlockSource (the microphone) whose blocks go through a MicProcessor."""
 
-    def __init__(self, inner: Any, processor: MicProcessor) -> None:
+    def __init__(self, inner: BlockSource, processor: MicProcessor) -> None:
         self.inner = inner
         self.processor = processor
         self.label = inner.label
-
-    @property
-    def paced(self) -> bool:
-        return bool(self.inner.paced)
+        self.paced = inner.paced
 
     @property
     def failed(self) -> bool:
-        return bool(getattr(self.inner, "failed", False))
+        return self.inner.failed
 
     @property
     def overflows(self) -> int:
-        return int(getattr(self.inner, "overflows", 0))
+        return self.inner.overflows
+
+    @property
+    def latency(self) -> float:
+        return self.inner.latency
 
     async def read(self) -> np.ndarray:
         return self.processor.process(await self.inner.read())

@@ -38,11 +38,27 @@ log = logging.getLogger(__name__)
 
 
 class BlockSource(Protocol):
+    """What every audio source has: 20 ms blocks of 48 kHz mono int16, and its health.
+
+    ``paced`` is fixed for the source's life: True, the track paces reads to real
+    time (files, tones); False, ``read()`` waits on a clock of its own (a sound
+    card's, or its own pacing of silence while that card is gone).
+    """
+
     label: str
+    paced: bool
 
     @property
-    def paced(self) -> bool:
-        """True: the track paces reads to real time; False: read() blocks on a clock."""
+    def failed(self) -> bool:
+        """The source has stopped delivering (a vanished device); it sends silence."""
+
+    @property
+    def overflows(self) -> int:
+        """Blocks dropped because the reader fell behind."""
+
+    @property
+    def latency(self) -> float:
+        """Seconds between the sound and its block (the input device's latency), or 0."""
 
     async def read(self) -> np.ndarray: ...
 
@@ -53,6 +69,9 @@ class ToneSource:
     """A sine at *hz* (``--audio-in tone:440``)."""
 
     paced = True
+    failed = False
+    overflows = 0
+    latency = 0.0
 
     def __init__(self, hz: float, amplitude: float = 0.3) -> None:
         if not 20 <= hz <= 20_000:
@@ -85,6 +104,9 @@ class FileSource:
     """Any file ffmpeg decodes, played once in real time, then silence."""
 
     paced = True
+    failed = False
+    overflows = 0
+    latency = 0.0
 
     def __init__(self, path: str, *, loop: bool = False) -> None:
         probe_audio_file(path)
