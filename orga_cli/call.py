@@ -33,7 +33,8 @@ from .media.sources import (
     parse_audio_in,
 )
 from .models import DEFAULT_BASE_URL, ChannelEvent
-from .session import CallOptions, CallParams, CallSession, StatsSnapshot
+from .session import CallOptions, CallParams, CallSession
+from .stats import StatsSnapshot
 from .voices import find_voice, suggest_voices
 
 log = logging.getLogger(__name__)

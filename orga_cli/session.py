@@ -20,26 +20,22 @@ from typing import Any
 
 from aiortc import (
     RTCConfiguration,
-    RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
-from aiortc.stats import (
-    RTCInboundRtpStreamStats,
-    RTCOutboundRtpStreamStats,
-    RTCRemoteInboundRtpStreamStats,
-    RTCTransportStats,
-)
 
 from .api import OrgaClient
+from .channel import ChannelSender
 from .errors import CallError, OrgaError, redact_bearer, secrets
+from .ice import candidate_types, choose_ice_servers, has_audio_section
 from .media.fec import fec_requested, follow_reported_loss, with_opus_fec
 from .media.receive import AudioReceiver, feed_from
 from .media.sources import AudioSourceTrack, VideoInput
-from .models import DEFAULT_VOICE, MODEL, ChannelEvent, IceServer, IceUrl, Token
+from .models import DEFAULT_VOICE, MODEL, ChannelEvent, IceServer, Token
 from .seams import DtlsFailureReason, bound_gathering, nominated_pair
+from .stats import StatsSnapshot, read_report
 
 log = logging.getLogger(__name__)
 
@@ -110,130 +106,6 @@ class Timeline:
 
     def ms(self, moment: float | None) -> int | None:
         return None if moment is None else round((moment - self.origin) * 1000)
-
-
-def choose_ice_servers(servers: list[IceServer]) -> tuple[list[RTCIceServer], list[str]]:
-    """aioice uses one STUN and one TURN URL: pick them deliberately and say so.
-
-    STUN: the first ``stun:`` URL. TURN: UDP first (fastest), then TCP, then TLS.
-    Returns the servers to configure and one line per URL used or dropped.
-    """
-    stun: tuple[str, IceServer] | None = None
-    turns: list[tuple[int, str, IceServer]] = []
-    notes: list[str] = []
-    order = {"udp": 0, "tcp": 1, "tls": 2}
-    for server in servers:
-        for url in server.urls:
-            try:
-                parsed = IceUrl.parse(url)
-            except ValueError as exc:
-                notes.append(f"dropped {url}: {exc}")
-                continue
-            if parsed.scheme == "stuns":
-                notes.append(f"dropped {url}: aioice has no STUN over TLS")
-            elif parsed.kind == "stun":
-                if stun is None:
-                    stun = (url, server)
-                else:
-                    notes.append(f"dropped {url}: aioice uses one STUN server")
-            elif server.username is None or server.credential is None:
-                notes.append(f"dropped {url}: TURN without username/credential")
-            else:
-                turns.append((order[parsed.transport], url, server))
-    chosen: list[RTCIceServer] = []
-    if stun:
-        chosen.append(RTCIceServer(urls=stun[0]))
-        notes.insert(0, f"using STUN {stun[0]}")
-    if turns:
-        turns.sort(key=lambda t: t[0])
-        _, url, server = turns[0]
-        if url.startswith("turns:") and "transport=" not in url:
-            url += "?transport=tcp"
-        chosen.append(
-            RTCIceServer(urls=url, username=server.username, credential=server.credential)
-        )
-        notes.insert(1 if stun else 0, f"using TURN {turns[0][1]}")
-        notes += [f"dropped {u}: aioice uses one TURN server" for _, u, _ in turns[1:]]
-    return chosen, notes
-
-
-def candidate_types(sdp: str) -> list[str]:
-    """The candidate types (host, srflx, relay…) in an SDP, in order, without repeats."""
-    seen: dict[str, None] = {}
-    for line in sdp.splitlines():
-        if line.startswith("a=candidate:"):
-            parts = line.split()
-            if "typ" in parts:
-                seen[parts[parts.index("typ") + 1]] = None
-    return list(seen)
-
-
-def has_audio_section(sdp: str) -> bool:
-    return any(
-        line.startswith("m=audio ") and not line.startswith("m=audio 0 ")
-        for line in sdp.splitlines()
-    )
-
-
-class ChannelSender:
-    """Sends JSON on the data channel without losing the first messages.
-
-    A message sent right at ``open`` can be lost when the far end has not yet
-    attached its handler (aiortc #1194). Messages are queued until the channel
-    is open and the server has spoken on it (proof that it listens), or 0.5 s
-    after opening, whichever comes first.
-    """
-
-    def __init__(self, channel: Any, on_sent: Callable[[dict[str, Any]], None]) -> None:
-        self.channel = channel
-        self._on_sent = on_sent
-        self._pending: list[dict[str, Any]] = []
-        self._ready = False
-        self._timer: asyncio.TimerHandle | None = None
-        channel.on("open", self._opened)
-
-    def _opened(self) -> None:
-        self._timer = asyncio.get_running_loop().call_later(0.5, self.mark_ready)
-
-    def mark_ready(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._ready or self.channel.readyState != "open":
-            return
-        self._ready = True
-        pending, self._pending = self._pending, []
-        for message in pending:
-            self._send(message)
-
-    def send(self, message: dict[str, Any]) -> None:
-        if self._ready and self.channel.readyState == "open":
-            self._send(message)
-        else:
-            self._pending.append(message)
-
-    def _send(self, message: dict[str, Any]) -> None:
-        self.channel.send(json.dumps(message))
-        self._on_sent(message)
-
-
-@dataclass
-class StatsSnapshot:
-    """Audio RTP packets each way; bytes at the transport (RTP, RTCP and data, bundled)."""
-
-    packets_sent: int = 0
-    audio_bytes_sent: int = 0
-    bytes_sent: int = 0
-    packets_received: int = 0
-    bytes_received: int = 0
-    packets_lost: int = 0
-    jitter_ms: float | None = None
-    rtt_ms: float | None = None
-    video_packets_sent: int = 0
-    video_bytes_sent: int = 0
-    local_candidate: str | None = None
-    remote_candidate: str | None = None
-    at: float = field(default_factory=time.monotonic)
 
 
 class CallSession:
@@ -345,28 +217,7 @@ class CallSession:
             report = await asyncio.wait_for(self._pc.getStats(), 1.0)
         except (asyncio.TimeoutError, Exception):
             return snap
-        for stat in report.values():
-            kind = getattr(stat, "kind", None)
-            if isinstance(stat, RTCTransportStats):
-                snap.bytes_sent += stat.bytesSent
-                snap.bytes_received += stat.bytesReceived
-            elif isinstance(stat, RTCOutboundRtpStreamStats):
-                if kind == "audio":
-                    snap.packets_sent += stat.packetsSent
-                    snap.audio_bytes_sent += stat.bytesSent
-                else:
-                    snap.video_packets_sent += stat.packetsSent
-                    snap.video_bytes_sent += stat.bytesSent
-            elif isinstance(stat, RTCInboundRtpStreamStats) and kind == "audio":
-                snap.packets_received += stat.packetsReceived
-                snap.packets_lost += max(0, stat.packetsLost)
-                snap.jitter_ms = stat.jitter / 48.0  # RTP clock units at 48 kHz -> ms
-            elif (
-                isinstance(stat, RTCRemoteInboundRtpStreamStats)
-                and kind == "audio"
-                and stat.roundTripTime is not None
-            ):
-                snap.rtt_ms = stat.roundTripTime * 1000
+        read_report(report, snap)
         snap.local_candidate, snap.remote_candidate = self.selected_pair()
         return snap
 

@@ -397,7 +397,7 @@ class Pulse:
 def _missing_for_devices() -> str | None:
     import shutil
 
-    for tool in ("pulseaudio", "pactl", "paplay", "parecord"):
+    for tool in ("pulseaudio", "pactl", "paplay", "parecord", "pacat"):
         if not shutil.which(tool):
             return f"{tool} is not installed (Debian: pulseaudio pulseaudio-utils)"
     try:
@@ -457,7 +457,20 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pulse]:
                 break
             except subprocess.CalledProcessError:
                 time.sleep(0.1)
-        yield box
+        # A null sink that wakes from idle stalls its first stream for up to 2 s and
+        # then catches up in a burst, which no sound card does: a silent stream keeps
+        # the virtual speaker running, so that tests measure the client, not the stall.
+        keep_alive = subprocess.Popen(
+            ["pacat", "--playback", "--device=speaker", "--latency-msec=10", "--raw",
+             "--format=s16le", "--rate=48000", "--channels=2", "/dev/zero"],
+            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(0.5)
+        try:
+            yield box
+        finally:
+            keep_alive.kill()
+            keep_alive.wait(5)
     finally:
         proc.terminate()
         try:

@@ -127,7 +127,7 @@ def test_loss_is_concealed_and_recovered_by_fec(
     flags = [] if fec else ["--no-fec"]
     box = sandbox_with("--network", "down=loss:5%", "--seed", "11", "--reply", str(voice), *flags)
     rec = tmp_path / "rec.wav"
-    code, s, err = call(box, "--duration", "7", "--record", str(rec))
+    code, s, err = call(box, "--duration", "10", "--record", str(rec))
     assert code == 0, err
     assert s["packets_lost"] > 5 and s["concealed_pct"] > 0, s
     assert s["record_seconds"] == pytest.approx(s["duration_s"], rel=0.01), s
