@@ -41,18 +41,31 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class CallRequest:
-    """Everything `orga call` was asked to do (the CLI fills it from flags)."""
+class Connection:
+    """Where and how to call: the API, the credentials, ICE, reconnection."""
 
     base_url: str | None = None
     api_key: str | None = None
     token: str | None = None
     timeout: float = 10.0
     insecure_http: bool = False
-    sandbox: bool = False
-    sandbox_reply: str = "echo"
-    sandbox_save_received: Path | None = None
-    params: CallParams = field(default_factory=CallParams)
+    options: CallOptions = field(default_factory=CallOptions)
+    reconnect: bool = True  # dial again when media stays away past options.reconnect_timeout
+
+
+@dataclass
+class Sandbox:
+    """`--sandbox`: a sandbox in this process, and what its peer does."""
+
+    enabled: bool = False
+    reply: str = "echo"
+    save_received: Path | None = None
+
+
+@dataclass
+class Media:
+    """What goes up and where the model's voice goes."""
+
     audio_in: str | None = None
     input_device: str | None = None
     video_in: str | None = None
@@ -64,14 +77,36 @@ class CallRequest:
     aec: bool | None = None  # None: on for a real microphone; True: forced (--aec); False: --no-aec
     ns: bool = True
     agc: bool = True
+
+
+@dataclass
+class Outputs:
+    """Files kept while the call runs."""
+
     record: Path | None = None
     record_mic: Path | None = None
     events: Path | None = None
-    duration: float | None = None
-    options: CallOptions = field(default_factory=CallOptions)
-    reconnect: bool = True  # dial again when media stays away past options.reconnect_timeout
+
+
+@dataclass
+class Screen:
+    """The terminal: a live panel (stderr is a terminal) and keys (stdin too)."""
+
     tty: bool = False
     keys: bool = False
+
+
+@dataclass
+class CallRequest:
+    """Everything `orga call` was asked to do, by concern (the CLI builds it once from flags)."""
+
+    connection: Connection = field(default_factory=Connection)
+    params: CallParams = field(default_factory=CallParams)
+    media: Media = field(default_factory=Media)
+    outputs: Outputs = field(default_factory=Outputs)
+    screen: Screen = field(default_factory=Screen)
+    sandbox: Sandbox = field(default_factory=Sandbox)
+    duration: float | None = None
 
 
 def process_start() -> float:
@@ -184,14 +219,14 @@ class CallRunner:
 
     async def _open_audio_in(self) -> BlockSource:
         req = self.req
-        if req.audio_in:
-            return parse_audio_in(req.audio_in)
+        if req.media.audio_in:
+            return parse_audio_in(req.media.audio_in)
         from .media.devices import MicrophoneSource
 
         try:
-            return MicrophoneSource(req.input_device)
+            return MicrophoneSource(req.media.input_device)
         except MediaError as exc:
-            if req.sandbox and req.input_device is None:
+            if req.sandbox.enabled and req.media.input_device is None:
                 self._note(
                     f"no microphone ({exc.message}): sending a 440 Hz tone instead (--audio-in to choose)"
                 )
@@ -200,14 +235,14 @@ class CallRunner:
 
     def _open_speaker(self) -> Any:
         req = self.req
-        if req.no_speaker:
+        if req.media.no_speaker:
             return None
         from .media.devices import Speaker
 
         try:
-            return Speaker(req.output_device, source=self.receiver.pull)
+            return Speaker(req.media.output_device, source=self.receiver.pull)
         except MediaError as exc:
-            if req.sandbox and req.output_device is None:
+            if req.sandbox.enabled and req.media.output_device is None:
                 self._note(
                     f"no speaker ({exc.message}): playing nothing (--record FILE keeps the audio)"
                 )
@@ -216,16 +251,16 @@ class CallRunner:
 
     def _open_video(self) -> VideoInput | None:
         req = self.req
-        if req.no_video:
+        if req.media.no_video:
             return None
         try:
-            return open_video(req.video_in, req.camera, req.video_quality)
+            return open_video(req.media.video_in, req.media.camera, req.media.video_quality)
         except MediaError as exc:
-            if req.sandbox and req.video_in is None and req.camera is None:
+            if req.sandbox.enabled and req.media.video_in is None and req.media.camera is None:
                 self._note(
                     f"no camera ({exc.message}): sending a test pattern instead (--no-video to send none)"
                 )
-                return open_video("testsrc", None, req.video_quality)
+                return open_video("testsrc", None, req.media.video_quality)
             raise
 
     def _setup_processing(self) -> None:
@@ -234,12 +269,12 @@ class CallRunner:
         from .media.processing import MicProcessor, ProcessedSource, ProcessingOptions, far_end_tap
 
         req = self.req
-        if not isinstance(self.source, MicrophoneSource) and req.aec is not True:
+        if not isinstance(self.source, MicrophoneSource) and req.media.aec is not True:
             return  # files and tones are sent as they are
-        aec = req.aec is not False and self.speaker is not None
-        if req.aec is not False and self.speaker is None:
+        aec = req.media.aec is not False and self.speaker is not None
+        if req.media.aec is not False and self.speaker is None:
             log.info("echo cancellation is off: there is no speaker to echo")
-        options = ProcessingOptions(aec=aec, ns=req.ns, agc=req.agc, hpf=True)
+        options = ProcessingOptions(aec=aec, ns=req.media.ns, agc=req.media.agc, hpf=True)
         assert self.source is not None
         in_latency = self.source.latency
         out_latency = self.speaker.latency if self.speaker is not None else 0.0
@@ -260,11 +295,11 @@ class CallRunner:
 
         config = SandboxConfig()
         secrets.add(config.api_key)
-        ice = tuple(self.req.options.ice_servers or ())
+        ice = tuple(self.req.connection.options.ice_servers or ())
         self.peer = EchoPeer(
             PeerConfig(
-                reply=self.req.sandbox_reply,
-                save_received=self.req.sandbox_save_received,
+                reply=self.req.sandbox.reply,
+                save_received=self.req.sandbox.save_received,
                 ice_servers=ice,
             )
         )
@@ -314,9 +349,9 @@ class CallRunner:
     async def _run(self) -> None:
         req = self.req
         # Checks and local resources first: nothing is requested until they pass.
-        if req.token is not None:
-            usable_token(req.token)
-        self.ui = LivePanel(self.view) if req.tty else PlainLines(self.view)
+        if req.connection.token is not None:
+            usable_token(req.connection.token)
+        self.ui = LivePanel(self.view) if req.screen.tty else PlainLines(self.view)
         with self.ui:
             self.source = await self._open_audio_in()
             self.view.audio_in = self.source.label
@@ -330,26 +365,26 @@ class CallRunner:
             if self.speaker is not None:
                 self.speaker.taps.append(self._played)
             self._setup_processing()
-            if req.record:
-                self.recorder = WavWriter(req.record)
-            if req.record_mic:
-                self.mic_recorder = WavWriter(req.record_mic)
-            self.events = EventLog(req.events)
+            if req.outputs.record:
+                self.recorder = WavWriter(req.outputs.record)
+            if req.outputs.record_mic:
+                self.mic_recorder = WavWriter(req.outputs.record_mic)
+            self.events = EventLog(req.outputs.events)
             if self.speaker is None:
                 self._pull_on_wall_clock()
-            base_url, api_key = req.base_url, req.api_key
-            if req.sandbox:
+            base_url, api_key = req.connection.base_url, req.connection.api_key
+            if req.sandbox.enabled:
                 base_url, api_key = await self._start_sandbox()
             client = OrgaClient(
                 base_url or DEFAULT_BASE_URL,
                 api_key,
-                timeout=req.timeout,
-                insecure_http=req.insecure_http,
+                timeout=req.connection.timeout,
+                insecure_http=req.connection.insecure_http,
             )
-            keys = open_keys(lambda char: self.key(char.lower())) if req.keys else None
+            keys = open_keys(lambda char: self.key(char.lower())) if req.screen.keys else None
             try:
                 async with client:
-                    await self._dial(client, req.token)
+                    await self._dial(client, req.connection.token)
                     while True:
                         await self._connected_loop()
                         if not self._should_redial():
@@ -370,7 +405,7 @@ class CallRunner:
             audio,
             self.video,
             self.req.params,
-            self.req.options,
+            self.req.connection.options,
             token=token,
             on_phase=self._phase,
             on_event=self._event,
@@ -393,7 +428,7 @@ class CallRunner:
         return (
             session is not None
             and session.end_reason == "media"
-            and self.req.reconnect
+            and self.req.connection.reconnect
             and not self._deadline_passed()
         )
 
@@ -409,7 +444,7 @@ class CallRunner:
         if token is not None and not isinstance(token, str):
             left = token.seconds_left()
             if left is not None and left < 5:
-                if self.req.token is not None and self.req.api_key is None:
+                if self.req.connection.token is not None and self.req.connection.api_key is None:
                     raise CallError(
                         "the media was lost and the --token given has expired: cannot dial again",
                         "leave out --token so that orga can mint a new one",
@@ -649,9 +684,9 @@ class CallRunner:
             "local_candidate": snap.local_candidate,
             "remote_candidate": snap.remote_candidate,
             "modalities": session.modalities() if session else None,
-            "record": str(self.req.record) if self.req.record else None,
+            "record": str(self.req.outputs.record) if self.req.outputs.record else None,
             "record_seconds": round(self.recorder.seconds, 3) if self.recorder else None,
-            "record_mic": str(self.req.record_mic) if self.req.record_mic else None,
+            "record_mic": str(self.req.outputs.record_mic) if self.req.outputs.record_mic else None,
             "mic_overflows": self.source.overflows if self.source is not None else 0,
             "processing": self.processor.options.label() if self.processor else "off",
             "erle_db_estimate": None

@@ -1023,7 +1023,17 @@ def call(
 
     def work() -> int:
         from . import render
-        from .call import CallRequest, CallRunner, read_instructions, resolve_voice
+        from .call import (
+            CallRequest,
+            CallRunner,
+            Connection,
+            Media,
+            Outputs,
+            Sandbox,
+            Screen,
+            read_instructions,
+            resolve_voice,
+        )
         from .models import ice_servers_from_urls
         from .session import CallOptions, CallParams
 
@@ -1047,44 +1057,45 @@ def call(
         )
         tty = sys.stderr.isatty()
         request = CallRequest(
-            base_url=None if sandbox else settings.value("base_url"),
-            api_key=None if sandbox else settings.value("api_key"),
-            token=token_value,
-            timeout=timeout,
-            insecure_http=insecure_http,
-            sandbox=sandbox,
-            sandbox_reply=sandbox_reply,
-            sandbox_save_received=sandbox_save_received,
-            params=params,
-            audio_in=audio_in,
-            input_device=input_device,
-            video_in=video_in,
-            no_video=no_video,
-            camera=camera,
-            video_quality=video_quality.value,
-            output_device=output_device,
-            no_speaker=no_speaker,
-            aec=aec,
-            ns=not no_ns,
-            agc=not no_agc,
-            record=record,
-            record_mic=record_mic,
-            events=events,
-            duration=duration,
-            options=CallOptions(
-                ice_timeout=ice_timeout,
-                connect_timeout=connect_timeout,
-                relay_only=relay_only,
-                ice_servers=servers,
-                email=None if sandbox else settings.value("email"),
-                dump_sdp=dump_sdp,
-                reconnect_timeout=reconnect_timeout,
+            connection=Connection(
+                base_url=None if sandbox else settings.value("base_url"),
+                api_key=None if sandbox else settings.value("api_key"),
+                token=token_value,
+                timeout=timeout,
+                insecure_http=insecure_http,
+                options=CallOptions(
+                    ice_timeout=ice_timeout,
+                    connect_timeout=connect_timeout,
+                    relay_only=relay_only,
+                    ice_servers=servers,
+                    email=None if sandbox else settings.value("email"),
+                    dump_sdp=dump_sdp,
+                    reconnect_timeout=reconnect_timeout,
+                ),
+                reconnect=not no_reconnect,
             ),
-            reconnect=not no_reconnect,
-            tty=tty,
-            keys=tty and sys.stdin.isatty(),
+            params=params,
+            media=Media(
+                audio_in=audio_in,
+                input_device=input_device,
+                video_in=video_in,
+                no_video=no_video,
+                camera=camera,
+                video_quality=video_quality.value,
+                output_device=output_device,
+                no_speaker=no_speaker,
+                aec=aec,
+                ns=not no_ns,
+                agc=not no_agc,
+            ),
+            outputs=Outputs(record=record, record_mic=record_mic, events=events),
+            screen=Screen(tty=tty, keys=tty and sys.stdin.isatty()),
+            sandbox=Sandbox(
+                enabled=sandbox, reply=sandbox_reply, save_received=sandbox_save_received
+            ),
+            duration=duration,
         )
-        if not sandbox and token_value is None and not request.api_key:
+        if not sandbox and token_value is None and not request.connection.api_key:
             raise UsageError(
                 "no API key",
                 "pass --api-key, set ORGA_API_KEY, run `orga config set api_key`, or try `orga call --sandbox`",
