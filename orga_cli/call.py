@@ -456,9 +456,7 @@ class CallRunner:
 
     def _absorb(self, session: CallSession) -> None:
         """Keep what an ended session counted (its outages) for the call's summary."""
-        self.outage_s += session.outage_s
-        if session.reconnecting:
-            self.outage_s += time.monotonic() - session._outage_start
+        self.outage_s += session.outage_seconds()
 
     def _deadline_passed(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
@@ -641,11 +639,7 @@ class CallRunner:
         timeline = first.timeline if first is not None else None
         connected = timeline.connected if timeline else None
         duration = (time.time() - connected) if connected else 0.0
-        outage_s = self.outage_s
-        if session is not None:
-            outage_s += session.outage_s
-            if session.reconnecting:
-                outage_s += time.monotonic() - session._outage_start
+        outage_s = self.outage_s + (session.outage_seconds() if session is not None else 0.0)
         rx = self.receiver.stats if self.receiver is not None else None
         mean_delay = rx.mean_delay_ms if rx else None
         current_delay = self.receiver.buffer_ms if self.receiver is not None else None

@@ -8,7 +8,6 @@ sendrecv, video sendonly, data channel -> offer -> bounded gathering -> POST
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from .api import OrgaClient
@@ -31,7 +30,7 @@ from .channel import ChannelSender
 from .errors import CallError, OrgaError, redact_bearer, secrets
 from .ice import candidate_types, choose_ice_servers, has_audio_section
 from .media.fec import fec_requested, follow_reported_loss, with_opus_fec
-from .media.receive import AudioReceiver, feed_from
+from .media.receive import AudioReceiver, drain, feed_from
 from .media.sources import AudioSourceTrack, VideoInput
 from .models import DEFAULT_VOICE, MODEL, ChannelEvent, IceServer, Token
 from .seams import DtlsFailureReason, bound_gathering, nominated_pair
@@ -144,7 +143,6 @@ class CallSession:
         # Received audio goes, packet by packet, to the media layer's receive component.
         self.receiver = receiver or AudioReceiver()
         self.reconnecting = False
-        self.outages = 0
         self.outage_s = 0.0
         self._on_phase = on_phase or (lambda phase: None)
         self._on_event = on_event or (lambda direction, event: None)
@@ -439,7 +437,6 @@ class CallSession:
             elif self.reconnecting and silent < opts.media_gap:
                 self.reconnecting = False
                 outage = now - self._outage_start
-                self.outages += 1
                 self.outage_s += outage
                 log.info("media is back after %.1f s", outage)
                 self._on_media("back", outage)
@@ -457,6 +454,11 @@ class CallSession:
             else:
                 self._outage_start = self._last_heard
 
+    def outage_seconds(self) -> float:
+        """How long media has been away in this call, the outage going on included."""
+        ongoing = time.monotonic() - self._outage_start if self.reconnecting else 0.0
+        return self.outage_s + ongoing
+
     async def _port_refused(self) -> bool:
         """Does the server's address answer "port unreachable"? (A process that vanished.)
 
@@ -467,16 +469,16 @@ class CallSession:
         """
         import socket
 
-        _, remote = self.selected_pair()
-        if remote is None:
+        pair = None if self._pc is None else nominated_pair(self._pc)
+        if pair is None:
             return False
-        host, _, port = remote.split(" ", 1)[1].rpartition(":")
+        host, port = pair[1].host, pair[1].port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         request = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + os.urandom(12)
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
             try:
-                sock.connect((host.strip("[]"), int(port)))
+                sock.connect((host, port))
                 sock.send(request)
                 await asyncio.sleep(0.2)
                 sock.recv(2048)
@@ -533,13 +535,7 @@ class CallSession:
     def _remote_track(self, track: MediaStreamTrack) -> None:
         # Received audio never reaches the track: its packets go to self.receiver.
         log.info("remote %s track", track.kind)
-        self._tasks.append(asyncio.ensure_future(self._blackhole(track)))
-
-    async def _blackhole(self, track: MediaStreamTrack) -> None:
-        # A remote track nobody reads grows an unbounded queue.
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                await track.recv()
+        self._tasks.append(asyncio.ensure_future(drain(track)))
 
     def _dump(self, name: str, content: str | dict[str, Any]) -> None:
         folder = self.options.dump_sdp

@@ -23,15 +23,25 @@ log = logging.getLogger(__name__)
 OPUS_PARAMETERS = {"minptime": "10", "useinbandfec": "1"}
 
 
-def _opus_payload_types(text: str) -> list[int]:
-    description = sdplib.parse(text)
+def _opus_codecs(text: str) -> list[sdplib.Codec]:
+    """The Opus codecs of the description's audio sections."""
     return [
-        codec.payload_type
-        for media in description.media
+        codec
+        for media in sdplib.parse(text).media
         if media.kind == "audio"
         for codec in media.codecs
         if codec.name.lower() == "opus"
     ]
+
+
+def _fmtp(value: str | None) -> dict[str, str]:
+    """``a=fmtp`` parameters (``minptime=10;useinbandfec=1``) as a dict, in order."""
+    params: dict[str, str] = {}
+    for item in (value or "").split(";"):
+        key, _, param = item.strip().partition("=")
+        if key:
+            params[key] = param
+    return params
 
 
 def with_opus_fec(text: str, parameters: dict[str, str] | None = None) -> str:
@@ -39,35 +49,22 @@ def with_opus_fec(text: str, parameters: dict[str, str] | None = None) -> str:
     wanted = dict(OPUS_PARAMETERS if parameters is None else parameters)
     eol = "\r\n" if "\r\n" in text else "\n"
     lines = text.split(eol)
-    for pt in _opus_payload_types(text):
-        prefix = f"a=fmtp:{pt} "
-        existing = next((i for i, line in enumerate(lines) if line.startswith(prefix)), None)
+    for codec in _opus_codecs(text):
+        prefix = f"a=fmtp:{codec.payload_type} "
+        params = {**_fmtp(codec.fmtp), **wanted}
+        line = prefix + ";".join(f"{k}={v}" for k, v in params.items())
+        existing = next((i for i, old in enumerate(lines) if old.startswith(prefix)), None)
         if existing is not None:
-            params: dict[str, str] = {}
-            for item in lines[existing][len(prefix) :].split(";"):
-                key, _, value = item.strip().partition("=")
-                if key:
-                    params[key] = value
-            params.update(wanted)
-            lines[existing] = prefix + ";".join(f"{k}={v}" for k, v in params.items())
-            continue
-        rtpmap = next(i for i, line in enumerate(lines) if line.startswith(f"a=rtpmap:{pt} "))
-        lines.insert(rtpmap + 1, prefix + ";".join(f"{k}={v}" for k, v in wanted.items()))
+            lines[existing] = line
+        else:
+            rtpmap = f"a=rtpmap:{codec.payload_type} "
+            lines.insert(next(i for i, old in enumerate(lines) if old.startswith(rtpmap)) + 1, line)
     return eol.join(lines)
 
 
 def fec_requested(text: str) -> bool:
     """Does the description's Opus fmtp say ``useinbandfec=1``?"""
-    description = sdplib.parse(text)
-    for media in description.media:
-        if media.kind != "audio":
-            continue
-        for codec in media.codecs:
-            if codec.name.lower() == "opus" and codec.fmtp:
-                params = dict(p.strip().split("=", 1) for p in codec.fmtp.split(";") if "=" in p)
-                if params.get("useinbandfec") == "1":
-                    return True
-    return False
+    return any(_fmtp(codec.fmtp).get("useinbandfec") == "1" for codec in _opus_codecs(text))
 
 
 async def follow_reported_loss(sender: Any, encoder: Any, interval: float = 1.0) -> None:

@@ -98,8 +98,6 @@ def libopus() -> Any:
     lib.opus_decode.restype = c_int
     lib.opus_decode.argtypes = [ptr, ctypes.c_char_p, c_int32, ptr, c_int, c_int]
     lib.opus_decoder_destroy.argtypes = [ptr]
-    lib.opus_packet_get_nb_samples.restype = c_int
-    lib.opus_packet_get_nb_samples.argtypes = [ctypes.c_char_p, c_int32, c_int32]
     lib.opus_strerror.restype = ctypes.c_char_p
     if hasattr(lib, "opus_packet_has_lbrr"):  # libopus 1.5 and later
         lib.opus_packet_has_lbrr.restype = c_int
@@ -203,12 +201,6 @@ class Decoder:
         st, self._st = getattr(self, "_st", None), None
         if st and _lib is not None:
             _lib.opus_decoder_destroy(st)
-
-
-def packet_samples(packet: bytes) -> int:
-    """How many 48 kHz samples an Opus packet holds (0 if it is not a valid packet)."""
-    n = int(libopus().opus_packet_get_nb_samples(packet, len(packet), RATE))
-    return max(0, n)
 
 
 def has_fec(packet: bytes) -> bool:

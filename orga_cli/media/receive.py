@@ -11,9 +11,9 @@ It never answers a pull with a hole:
   a sample could have arrived (the fastest packet of the last two seconds sets
   that path) and the moment it is handed out. The target follows the measured
   arrival jitter: a high quantile of each packet's delay over that fastest path
-  in the last few seconds, plus the time one pull takes, between ``min_ms`` and
-  ``max_ms``. It rises as soon as a late packet is seen and falls as the window
-  forgets it.
+  in the last few seconds, plus the time one pull takes, plus a margin of a
+  quarter of that jitter (at most 20 ms), between ``min_ms`` and ``max_ms``. It
+  rises as soon as a late packet is seen and falls as the window forgets it.
 - D is moved toward the target by time-stretching the decoded audio: one pitch
   period is removed (accelerate) or repeated (expand) with a cross-fade on
   voiced frames, any 10 ms on quiet ones. Nothing is dropped, no silence is
@@ -22,8 +22,9 @@ It never answers a pull with a hole:
 - A frame that is needed and missing is recovered from the in-band FEC copy in
   the next packet when there is one. Otherwise it is waited for (concealed 10 ms
   at a time without moving on) while it is not much later than packets have
-  lately been; past that, it is lost and concealed by the Opus decoder's PLC. After an outage the stream jumps to the first packet
-  back, so the delay is what it was before, and the outage itself was filled
+  lately been; past that, it is lost and concealed by the Opus decoder's PLC.
+  After an outage the stream jumps to the first packet back, so the delay is
+  what it was before, and the outage itself was filled
   with concealment and silence: what was pulled is always as long as the wall
   clock that passed.
 
@@ -45,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .opus import FRAME, RATE, Decoder, has_fec, packet_samples
+from .opus import FRAME, RATE, Decoder, has_fec
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ class AudioReceiver:
             self.stats.decoded += 1
             self.stats.delay_sum += max(0.0, self._clock() + self._sync.size / RATE - arrival)
             self.stats.delay_count += 1
-            if has_fec(payload):
+            if not self.fec_seen and has_fec(payload):
                 self.fec_seen = True
             self._append(self._stretch(frame, delay - target, target))
             return
@@ -373,11 +374,6 @@ class AudioReceiver:
     def target_ms(self) -> float:
         with self._lock:
             return 1000 * self.target_s()
-
-    def silent_for(self) -> float | None:
-        """Seconds since the last packet arrived (None before the first)."""
-        last = self.last_arrival
-        return None if last is None else self._clock() - last
 
 
 # --------------------------------------------------------------------------- time-stretching
@@ -501,6 +497,20 @@ class WallClockPull:
             self._task = None
 
 
+async def drain(track: Any) -> None:
+    """Read a remote track to its end and throw the frames away.
+
+    A remote track nobody reads grows an unbounded queue; an audio track whose
+    packets go to an AudioReceiver (``feed_from``) stays empty, but is read all
+    the same.
+    """
+    from aiortc.mediastreams import MediaStreamError
+
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            await track.recv()
+
+
 # --------------------------------------------------------------------------- aiortc seam
 
 
@@ -537,8 +547,3 @@ def feed_from(rtp_receiver: Any, receiver: AudioReceiver) -> None:
             f"this aiortc cannot hand received audio to orga ({exc})",
             "install the aiortc version orga pins (pip install -e .)",
         ) from exc
-
-
-def packet_frames(payload: bytes) -> int:
-    """How many 20 ms frames an Opus payload holds (for tests and tools)."""
-    return max(1, packet_samples(payload) // FRAME)

@@ -31,7 +31,6 @@ import ipaddress
 import logging
 import random
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,21 +165,23 @@ class Link:
         self._seq = 0
         self._loop = asyncio.get_running_loop()
 
+    def _count(self, name: str, amount: float = 1) -> None:
+        """Add to this call's count and to the server's totals alike."""
+        for stats in (self.stats, TOTALS[self.name]):
+            setattr(stats, name, getattr(stats, name) + amount)
+
     def send(self, data: bytes, transport: Any, addr: tuple[str, int]) -> None:
-        if not (data and 128 <= data[0] <= 191) or not self.imp.active:
-            if data and 128 <= data[0] <= 191:
-                self.stats.packets += 1
-                TOTALS[self.name].packets += 1
-            else:
-                self.stats.passed += 1
+        if not (data and 128 <= data[0] <= 191):  # not SRTP/SRTCP: ICE, DTLS, data channel
+            self.stats.passed += 1
             transport.sendto(data, addr)
             return
+        self._count("packets")
         imp = self.imp
-        self.stats.packets += 1
-        TOTALS[self.name].packets += 1
+        if not imp.active:
+            transport.sendto(data, addr)
+            return
         if imp.loss and self.rng.random() < imp.loss:
-            self.stats.dropped += 1
-            TOTALS[self.name].dropped += 1
+            self._count("dropped")
             return
         extra = imp.delay
         if imp.jitter:
@@ -192,8 +193,7 @@ class Link:
         if imp.inorder:
             departure = max(departure, self._last_departure)
         self._last_departure = max(self._last_departure, departure)
-        self.stats.delay_sum += departure - now
-        TOTALS[self.name].delay_sum += departure - now
+        self._count("delay_sum", departure - now)
         seq = self._seq
         self._seq += 1
         if departure <= now:
@@ -203,8 +203,7 @@ class Link:
 
     def _deliver(self, seq: int, data: bytes, transport: Any, addr: tuple[str, int]) -> None:
         if seq < self._latest_sent_seq:
-            self.stats.reordered += 1
-            TOTALS[self.name].reordered += 1
+            self._count("reordered")
         self._latest_sent_seq = max(self._latest_sent_seq, seq)
         if not transport.is_closing():
             transport.sendto(data, addr)
@@ -245,7 +244,6 @@ class Relay:
         self._peer_addr: tuple[str, int] | None = None
         self._peer_seen: dict[tuple[str, int], tuple[str, int]] = {}
         self._pending: set[asyncio.Future[None]] = set()
-        self.started = time.monotonic()
 
     async def _bind(self, host: str, on_packet: Any) -> _Socket:
         loop = asyncio.get_running_loop()

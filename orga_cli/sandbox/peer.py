@@ -40,7 +40,7 @@ from ..media.audio import (
     level_dbfs,
 )
 from ..media.fec import fec_requested, follow_reported_loss, with_opus_fec
-from ..media.receive import AudioReceiver, WallClockPull, feed_from
+from ..media.receive import AudioReceiver, WallClockPull, drain, feed_from
 from ..media.sources import FileSource, OpusTrack
 from ..models import ASSISTANT_TEXT, DEFAULT_VOICE, MODEL, USER_TRANSCRIPT, IceServer
 from .server import FieldError
@@ -225,15 +225,10 @@ class EchoPeer:
 
     def _track(self, call: EchoCall, track: MediaStreamTrack) -> None:
         if track.kind == "audio":
-            call.tasks.append(asyncio.ensure_future(self._audio(call, track)))
+            # Its packets go to call.receiver (see __call__); the track itself stays empty.
+            call.tasks.append(asyncio.ensure_future(drain(track)))
         else:
             call.tasks.append(asyncio.ensure_future(self._video(call, track)))
-
-    async def _audio(self, call: EchoCall, track: MediaStreamTrack) -> None:
-        # The packets go to call.receiver (see __call__); the track itself stays empty.
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                await track.recv()
 
     def _heard(self, call: EchoCall, samples: np.ndarray) -> None:
         """What the receive buffer plays, on the wall clock, cut into 20 ms blocks."""
