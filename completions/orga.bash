@@ -116,6 +116,8 @@ _orga() {
                 --output-device) return ;;
                 --record) return ;;
                 --record-mic) return ;;
+                --record-both) return ;;
+                --transcript) return ;;
                 --events) return ;;
                 --duration) return ;;
                 --ice-timeout) return ;;
@@ -134,7 +136,7 @@ _orga() {
                 --timeout) return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W '--sandbox --token -t --voice --model --temperature --instructions --transcribe --no-history --audio-in --input-device --video-in --no-video --camera --video-quality --output-device --no-speaker --aec --no-aec --no-ns --no-agc --record --record-mic --events --duration --json --ice-timeout --ice-server --ice-username --ice-credential --relay-only --connect-timeout --reconnect-timeout --no-reconnect --dump-sdp --sandbox-reply --sandbox-save-received --email --api-key --base-url --profile -p --timeout --insecure-http --verbose -v --debug --help -h' -- "$cur"))
+                COMPREPLY=($(compgen -W '--sandbox --token -t --voice --model --temperature --instructions --transcribe --no-history --audio-in --input-device --video-in --no-video --camera --video-quality --output-device --no-speaker --aec --no-aec --no-ns --no-agc --record --record-mic --record-both --transcript --muted --ptt --events --duration --json --ice-timeout --ice-server --ice-username --ice-credential --relay-only --connect-timeout --reconnect-timeout --no-reconnect --dump-sdp --sandbox-reply --sandbox-save-received --email --api-key --base-url --profile -p --timeout --insecure-http --verbose -v --debug --help -h' -- "$cur"))
             fi
             ;;
         "sdp")

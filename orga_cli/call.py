@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,18 +21,10 @@ from typing import Any, TextIO
 
 from .api import OrgaClient, usable_token
 from .callui import CallView, LivePanel, PlainLines
-from .errors import CallError, ExitCode, Interrupted, MediaError, OrgaError, UsageError, secrets
+from .errors import CallError, ExitCode, Interrupted, OrgaError, UsageError, secrets
 from .keys import open_keys
 from .loop import handling
-from .media.audio import WavWriter
-from .media.sources import (
-    AudioSourceTrack,
-    BlockSource,
-    ToneSource,
-    VideoInput,
-    open_video,
-    parse_audio_in,
-)
+from .media.local import LocalMedia, MediaConfig
 from .models import DEFAULT_BASE_URL, ChannelEvent
 from .session import CallOptions, CallParams, CallSession
 from .stats import StatsSnapshot
@@ -63,29 +56,11 @@ class Sandbox:
 
 
 @dataclass
-class Media:
-    """What goes up and where the model's voice goes."""
-
-    audio_in: str | None = None
-    input_device: str | None = None
-    video_in: str | None = None
-    no_video: bool = False
-    camera: str | None = None
-    video_quality: str = "low"
-    output_device: str | None = None
-    no_speaker: bool = False
-    aec: bool | None = None  # None: on for a real microphone; True: forced (--aec); False: --no-aec
-    ns: bool = True
-    agc: bool = True
-
-
-@dataclass
 class Outputs:
-    """Files kept while the call runs."""
+    """Files the call keeps besides its recordings (those are MediaConfig's)."""
 
-    record: Path | None = None
-    record_mic: Path | None = None
     events: Path | None = None
+    transcript: Path | None = None
 
 
 @dataclass
@@ -94,6 +69,8 @@ class Screen:
 
     tty: bool = False
     keys: bool = False
+    ptt: bool = False  # push-to-talk: the space bar switches the microphone on and off
+    commands_from_stdin: bool = False  # stdin is not a terminal: each line is a command
 
 
 @dataclass
@@ -102,7 +79,7 @@ class CallRequest:
 
     connection: Connection = field(default_factory=Connection)
     params: CallParams = field(default_factory=CallParams)
-    media: Media = field(default_factory=Media)
+    media: MediaConfig = field(default_factory=MediaConfig)
     outputs: Outputs = field(default_factory=Outputs)
     screen: Screen = field(default_factory=Screen)
     sandbox: Sandbox = field(default_factory=Sandbox)
@@ -153,6 +130,39 @@ def read_instructions(value: str | None) -> str | None:
         raise UsageError(f"cannot read instructions file {path}: {exc.strerror or exc}") from exc
 
 
+def read_command_lines(loop: asyncio.AbstractEventLoop, run: Callable[[str], None]) -> None:
+    """Each line of stdin (not a terminal) is a command, carried out on *loop*.
+
+    A daemon thread reads the file descriptor itself: a thread blocked in
+    sys.stdin's buffered reader would hold its lock at interpreter exit.
+    """
+    import threading
+
+    def reader() -> None:
+        pending = b""
+        while True:
+            try:
+                data = os.read(0, 4096)
+            except OSError:
+                return
+            if not data:
+                break
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                _deliver(raw)
+        if pending:
+            _deliver(pending)
+
+    def _deliver(raw: bytes) -> None:
+        line = raw.decode(errors="replace").strip()
+        if line:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(run, line)
+
+    threading.Thread(target=reader, name="orga-commands", daemon=True).start()
+
+
 class EventLog:
     """--events FILE.jsonl: every data-channel message both ways, with time and direction."""
 
@@ -187,25 +197,19 @@ class CallRunner:
         self.view = CallView()
         self.session: CallSession | None = None
         self.ui: LivePanel | PlainLines | None = None
-        self.recorder: WavWriter | None = None
-        self.mic_recorder: WavWriter | None = None
         self.events = EventLog(None)
-        self.speaker: Any = None
-        self.receiver: Any = None  # media.receive.AudioReceiver: packets in, sound out
-        self.puller: Any = None  # pulls the receiver on the wall clock when no speaker does
+        self.transcript: Any = None  # transcript.Transcript with --transcript
+        self.media: LocalMedia | None = None
         self.reconnects = 0
         self.outage_s = 0.0
-        self._recording = False  # received audio is recorded from the first connection on
         self.first_session: CallSession | None = None
-        self.source: BlockSource | None = None
-        self.video: VideoInput | None = None
         self.sandbox: Any = None
         self.peer: Any = None
-        self.processor: Any = None
         self.ended_by = "error"
         self._on_interrupt: Callable[[], None] | None = None
         self._deadline: float | None = None
         self._last: StatsSnapshot | None = None
+        self._queued: list[str] = []  # commands given before the call connected
 
     # ------------------------------------------------------------------ set-up
 
@@ -216,78 +220,6 @@ class CallRunner:
             from .render import note
 
             note(text)
-
-    async def _open_audio_in(self) -> BlockSource:
-        req = self.req
-        if req.media.audio_in:
-            return parse_audio_in(req.media.audio_in)
-        from .media.devices import MicrophoneSource
-
-        try:
-            return MicrophoneSource(req.media.input_device)
-        except MediaError as exc:
-            if req.sandbox.enabled and req.media.input_device is None:
-                self._note(
-                    f"no microphone ({exc.message}): sending a 440 Hz tone instead (--audio-in to choose)"
-                )
-                return ToneSource(440)
-            raise
-
-    def _open_speaker(self) -> Any:
-        req = self.req
-        if req.media.no_speaker:
-            return None
-        from .media.devices import Speaker
-
-        try:
-            return Speaker(req.media.output_device, source=self.receiver.pull)
-        except MediaError as exc:
-            if req.sandbox.enabled and req.media.output_device is None:
-                self._note(
-                    f"no speaker ({exc.message}): playing nothing (--record FILE keeps the audio)"
-                )
-                return None
-            raise
-
-    def _open_video(self) -> VideoInput | None:
-        req = self.req
-        if req.media.no_video:
-            return None
-        try:
-            return open_video(req.media.video_in, req.media.camera, req.media.video_quality)
-        except MediaError as exc:
-            if req.sandbox.enabled and req.media.video_in is None and req.media.camera is None:
-                self._note(
-                    f"no camera ({exc.message}): sending a test pattern instead (--no-video to send none)"
-                )
-                return open_video("testsrc", None, req.media.video_quality)
-            raise
-
-    def _setup_processing(self) -> None:
-        """AEC, NS, AGC and HPF on a real microphone (or on any input with --aec)."""
-        from .media.devices import MicrophoneSource
-        from .media.processing import MicProcessor, ProcessedSource, ProcessingOptions, far_end_tap
-
-        req = self.req
-        if not isinstance(self.source, MicrophoneSource) and req.media.aec is not True:
-            return  # files and tones are sent as they are
-        aec = req.media.aec is not False and self.speaker is not None
-        if req.media.aec is not False and self.speaker is None:
-            log.info("echo cancellation is off: there is no speaker to echo")
-        options = ProcessingOptions(aec=aec, ns=req.media.ns, agc=req.media.agc, hpf=True)
-        assert self.source is not None
-        in_latency = self.source.latency
-        out_latency = self.speaker.latency if self.speaker is not None else 0.0
-        self.processor = MicProcessor(options, 1000 * (in_latency + out_latency))
-        self.source = ProcessedSource(self.source, self.processor)
-        if self.speaker is not None and aec:
-            self.speaker.taps.append(far_end_tap(self.processor, asyncio.get_running_loop()))
-        self.view.echo_cancel = options.label()
-        log.info(
-            "microphone processing: %s, stream delay %d ms",
-            options.label(),
-            self.processor.delay_ms,
-        )
 
     async def _start_sandbox(self) -> tuple[str, str]:
         from .sandbox.peer import EchoPeer, PeerConfig
@@ -353,25 +285,22 @@ class CallRunner:
             usable_token(req.connection.token)
         self.ui = LivePanel(self.view) if req.screen.tty else PlainLines(self.view)
         with self.ui:
-            self.source = await self._open_audio_in()
-            self.view.audio_in = self.source.label
-            self.video = self._open_video()
-            self.view.video = self.video.label if self.video else None
-            from .media.receive import AudioReceiver
-
-            self.receiver = AudioReceiver()
-            self.speaker = self._open_speaker()
-            self.view.audio_out = self.speaker.label if self.speaker else "no speaker"
-            if self.speaker is not None:
-                self.speaker.taps.append(self._played)
-            self._setup_processing()
-            if req.outputs.record:
-                self.recorder = WavWriter(req.outputs.record)
-            if req.outputs.record_mic:
-                self.mic_recorder = WavWriter(req.outputs.record_mic)
+            req.media.stand_ins = req.sandbox.enabled
+            self.media = media = LocalMedia(req.media, self._note)
+            await media.open()
+            media.sent_taps.append(self._sent)
+            media.played_taps.append(self._played)
+            self.view.audio_in = media.audio_in_label
+            self.view.video = media.video.label if media.video else None
+            self.view.audio_out = media.audio_out_label
+            self.view.echo_cancel = media.echo_cancel
             self.events = EventLog(req.outputs.events)
-            if self.speaker is None:
-                self._pull_on_wall_clock()
+            if req.outputs.transcript is not None:
+                from .transcript import Transcript
+
+                self.transcript = Transcript(req.outputs.transcript)
+            loop = asyncio.get_running_loop()
+            media.on_turn = lambda turn: self._call_soon(loop, self._turn, turn)
             base_url, api_key = req.connection.base_url, req.connection.api_key
             if req.sandbox.enabled:
                 base_url, api_key = await self._start_sandbox()
@@ -381,7 +310,12 @@ class CallRunner:
                 timeout=req.connection.timeout,
                 insecure_http=req.connection.insecure_http,
             )
-            keys = open_keys(lambda char: self.key(char.lower())) if req.screen.keys else None
+            self.view.ptt = req.screen.ptt
+            self.view.muted = req.media.muted
+            self._show_params()
+            keys = open_keys(self.key) if req.screen.keys else None
+            if req.screen.commands_from_stdin:
+                read_command_lines(asyncio.get_running_loop(), self.command)
             try:
                 async with client:
                     await self._dial(client, req.connection.token)
@@ -395,21 +329,18 @@ class CallRunner:
                     keys.close()
 
     def _new_session(self, client: OrgaClient, token: Any) -> CallSession:
-        assert self.source is not None
-        audio = AudioSourceTrack(self.source)
-        audio.taps.append(self._mic_block)
-        if self.session is not None:
-            audio.muted = self.session.audio.muted
+        media = self.media
+        assert media is not None
         return CallSession(
             client,
-            audio,
-            self.video,
+            media.audio_track(),
+            media.video,
             self.req.params,
             self.req.connection.options,
             token=token,
             on_phase=self._phase,
             on_event=self._event,
-            receiver=self.receiver,
+            receiver=media.receiver,
             on_media=self._media,
         )
 
@@ -421,7 +352,13 @@ class CallRunner:
         await self.session.start()
         if self.view.connected_at is None:
             self.view.connected_at = time.monotonic()
-        self._recording = True
+            if self.transcript is not None:
+                self.transcript.set_start(time.time())
+        queued, self._queued = self._queued, []
+        for line in queued:
+            self.command(line)
+        assert self.media is not None
+        self.media.start_recording()
 
     def _should_redial(self) -> bool:
         session = self.session
@@ -460,15 +397,6 @@ class CallRunner:
 
     def _deadline_passed(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
-
-    def _pull_on_wall_clock(self, since: float | None = None) -> None:
-        """No sound card pulls the receiver (no speaker, or it failed): the wall clock does,
-        from *since* (when the speaker stopped) so that the recording misses nothing."""
-        from .media.receive import WallClockPull
-
-        if self.puller is None:
-            self.puller = WallClockPull(self.receiver, [self._played])
-            self.puller.start(since)
 
     async def _connected_loop(self) -> None:
         session = self.session
@@ -511,6 +439,8 @@ class CallRunner:
             self.view.session_id = self.session.session_id
             self.view.conversation_id = self.session.conversation_id
         line = event.conversation_line()
+        if line is not None and self.transcript is not None:
+            self.transcript.add(line[0], line[1], *self._utterance_times(line[0]))
         if line is not None and self.ui is not None:
             self.ui.line(*line)
         elif event.type is None:
@@ -518,16 +448,39 @@ class CallRunner:
         elif event.type not in ("session.created", "conversation.created"):
             log.info("event %s: %s", event.type, event.raw[:300])
 
-    def _mic_block(self, block: Any) -> None:
+    def _utterance_times(self, speaker: str) -> tuple[float, float | None]:
+        """When the utterance a transcript line is about was said: your last turn, or the
+        reply to it if it came in the last few seconds; else now."""
+        now = time.time()
+        turns = self.media.turns.turns if self.media is not None and self.media.turns else []
+        last = turns[-1] if turns else None
+        if last is not None and speaker == "you" and now - last.end < 10:
+            return last.start, last.end
+        if last is not None and speaker == "orga" and last.reply and now - last.reply < 5:
+            return last.reply, None
+        return now, None
+
+    @staticmethod
+    def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+        """From PortAudio's thread to the loop (a closing loop drops it)."""
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _turn(self, turn: Any) -> None:
+        """A reply was heard: the turn's latency on the panel and in --events."""
+        assert self.media is not None and self.media.turns is not None
+        latencies = self.media.turns.latencies_ms()
+        self.view.turn_ms = turn.latency_ms
+        self.view.turn_median_ms = statistics.median(latencies) if latencies else None
+        self.view.turn_count = len(latencies)
+        self.events.write("local", {"type": "orga.turn", **turn.to_json()})
+
+    def _sent(self, block: Any) -> None:
         self.view.mic_block = block
-        if self.mic_recorder is not None:
-            self.mic_recorder.write(block)
 
     def _played(self, samples: Any) -> None:
-        """What was handed to the speaker (or pulled on the wall clock): meter and --record."""
+        """What was handed to the speaker (or pulled on the wall clock): the meter."""
         self.view.remote_block = samples
-        if self.recorder is not None and self._recording:
-            self.recorder.write(samples)
 
     def _media(self, what: str, seconds: float) -> None:
         if what == "lost":
@@ -546,35 +499,25 @@ class CallRunner:
         v = self.view
         v.local, v.remote = snap.local_candidate, snap.remote_candidate
         v.rtt_ms, v.jitter_ms = snap.rtt_ms, snap.jitter_ms
-        rx = self.receiver.stats
+        media = self.media
+        assert media is not None
+        receiver = media.receiver
+        rx = receiver.stats
         v.loss_pct = rx.loss_pct if rx.decoded + rx.lost else None
         # During an outage the delay only says how long it has lasted: the panel says so.
-        playing = self.receiver.playing and not session.reconnecting
-        v.buffer_ms = self.receiver.buffer_ms if playing else None
-        v.buffer_target_ms = self.receiver.target_ms
+        playing = receiver.playing and not session.reconnecting
+        v.buffer_ms = receiver.buffer_ms if playing else None
+        v.buffer_target_ms = receiver.target_ms
         v.concealed_pct = rx.concealed_pct if rx.samples_out else None
         if last is not None and snap.at > last.at:
             span = snap.at - last.at
             v.up_kbps = 8 * (snap.audio_bytes_sent - last.audio_bytes_sent) / span / 1000
             v.video_up_kbps = 8 * (snap.video_bytes_sent - last.video_bytes_sent) / span / 1000
             v.down_kbps = 8 * (snap.bytes_received - last.bytes_received) / span / 1000
-        v.muted = session.audio.muted
         v.video_on = session.video_on
-        if self.source is not None and self.source.failed:
-            self._warn_once("the microphone stopped; sending silence")
-        if self.processor is not None:
-            if self.processor.failed:
-                self._warn_once(self.processor.failed)
-            erle = self.processor.erle_db()
-            label = self.processor.options.label()
-            if not self.processor.ready:
-                label += " (starting)"
-            v.echo_cancel = label if erle is None else f"{label} · ERLE est. {erle:.0f} dB"
-        if self.speaker is not None:
-            self.speaker.check()
-            if self.speaker.failed:
-                self._warn_once("the speaker stopped; no sound")
-                self._pull_on_wall_clock(self.speaker.last_pull)  # --record keeps the wall clock
+        for warning in media.check():
+            self._warn_once(warning)
+        v.echo_cancel = media.echo_cancel
 
     def _warn_once(self, message: str) -> None:
         if message not in self.view.warnings:
@@ -583,24 +526,110 @@ class CallRunner:
     # ------------------------------------------------------------------ keys
 
     def key(self, char: str) -> None:
+        """One key from the terminal: the command line's while it is open, else a shortcut."""
+        if self.view.command is not None:
+            self._edit_command(char)
+        elif char == "/":
+            self.view.command = "/"
+        elif char == " " and self.req.screen.ptt:
+            self._set_muted(not self.view.muted)
+        else:
+            self._shortcut(char.lower())
+        if self.ui is not None:
+            self.ui.refresh()
+
+    def _shortcut(self, char: str) -> None:
         session = self.session
-        if session is None:
-            if char == "q":
-                self._interrupt_start()
-            return
-        if char == "m":
-            session.set_muted(not session.audio.muted)
-            self.view.muted = session.audio.muted
-        elif char == "v" and session.video is not None:
-            session.set_video(not session.video_on)
-            self.view.video_on = session.video_on
-        elif char == "q":
-            if session.timeline.connected is None:
+        if char == "q":
+            if session is None or session.timeline.connected is None:
                 self._interrupt_start()
             else:
                 session.end("user")
+        elif char == "m":
+            self._set_muted(not self.view.muted)
+        elif char == "v":
+            self._toggle_camera()
+
+    def _set_muted(self, muted: bool) -> None:
+        self.view.muted = muted
+        if self.media is not None:
+            self.media.muted = muted
+        if self.session is not None:
+            self.session.set_muted(muted)
+
+    def _toggle_camera(self) -> None:
+        session = self.session
+        if session is None or session.video is None:
+            self._note("there is no camera in this call")
+            return
+        session.set_video(not session.video_on)
+        self.view.video_on = session.video_on
+
+    def _edit_command(self, char: str) -> None:
+        line = self.view.command or ""
+        if char in ("\r", "\n"):
+            self.view.command = None
+            self.command(line)
+        elif char == "\x1b":  # Esc
+            self.view.command = None
+        elif char in ("\x7f", "\x08"):
+            self.view.command = line[:-1] or None
+        elif char == "\t":
+            from .commands import complete
+            from .voices import all_voices
+
+            self.view.command, matches = complete(line, [voice.name for voice in all_voices()])
+            if matches:
+                self._note("   ".join(matches[:12]) + ("   …" if len(matches) > 12 else ""))
+        elif char.isprintable():
+            self.view.command = line + char
+
+    def command(self, line: str) -> None:
+        """Carry out one command (commands.py): /voice, /temperature, /instructions,
+        /mute, /camera, /help, /quit. A change sends one session.update."""
+        from .commands import help_text, parse
+
+        session = self.session
+        if session is None or session.timeline.connected is None:
+            # Before the call connects, commands wait for it: each change is then one
+            # session.update, in the order given (what a script piping commands expects).
+            self._queued.append(line)
+            return
+        try:
+            cmd = parse(line)
+            if cmd is None:
+                return
+            params = self.req.params
+            if cmd.name == "voice":
+                params.voice = resolve_voice(cmd.arg)
+            elif cmd.name == "temperature":
+                params.temperature = float(cmd.arg)
+            elif cmd.name == "instructions":
+                params.instructions = read_instructions(cmd.arg)
+        except UsageError as exc:
+            self._note(f"{exc.message}; {exc.hint}" if exc.hint else exc.message)
+            return
+        if cmd.name == "help":
+            self._note(help_text())
+        elif cmd.name == "quit":
+            self._shortcut("q")
+        elif cmd.name == "mute":
+            self._set_muted(not self.view.muted)
+            self._note("microphone muted" if self.view.muted else "microphone on")
+        elif cmd.name == "camera":
+            self._toggle_camera()
+        else:
+            self._show_params()
+            shown = {"voice": params.voice, "temperature": f"{params.temperature:g}"}
+            self._note(f"{cmd.name}: {shown.get(cmd.name, 'updated')}")
+            if self.session is not None:  # before the call, the new value goes in POST /calls
+                self.session.send_session_update()
         if self.ui is not None:
             self.ui.refresh()
+
+    def _show_params(self) -> None:
+        self.view.voice = self.req.params.voice
+        self.view.temperature = self.req.params.temperature
 
     def _interrupt_start(self) -> None:
         """q before the call connected: the same as Ctrl-C (no signal sent: on Windows
@@ -613,18 +642,11 @@ class CallRunner:
     async def _cleanup(self) -> None:
         if self.session is not None:
             await self.session.close()
-        if self.source is not None:
-            self.source.close()
-        if self.video is not None:
-            self.video.close()
-        if self.puller is not None:
-            await self.puller.stop()
-        if self.speaker is not None:
-            self.speaker.close()
-        for recorder in (self.recorder, self.mic_recorder):
-            if recorder is not None:
-                recorder.close()
+        if self.media is not None:
+            await self.media.close()
         self.events.close()
+        if self.transcript is not None:
+            self.transcript.close()
         if self.peer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.peer.close(), 3)
@@ -640,9 +662,10 @@ class CallRunner:
         connected = timeline.connected if timeline else None
         duration = (time.time() - connected) if connected else 0.0
         outage_s = self.outage_s + (session.outage_seconds() if session is not None else 0.0)
-        rx = self.receiver.stats if self.receiver is not None else None
+        receiver = self.media.receiver if self.media is not None else None
+        rx = receiver.stats if receiver is not None else None
         mean_delay = rx.mean_delay_ms if rx else None
-        current_delay = self.receiver.buffer_ms if self.receiver is not None else None
+        current_delay = receiver.buffer_ms if receiver is not None else None
         out: dict[str, Any] = {
             "conversation_id": session.conversation_id if session else None,
             "session_id": session.session_id if session else None,
@@ -664,7 +687,7 @@ class CallRunner:
             "jitter_buffer_ms": {
                 "mean": None if mean_delay is None else round(mean_delay, 1),
                 "current": None if current_delay is None else round(current_delay, 1),
-                "target": round(self.receiver.target_ms, 1) if self.receiver else None,
+                "target": round(receiver.target_ms, 1) if receiver else None,
             },
             "time_stretch_ms": {
                 "accelerated": round(1000 * rx.accelerated / 48000) if rx else 0,
@@ -678,13 +701,9 @@ class CallRunner:
             "local_candidate": snap.local_candidate,
             "remote_candidate": snap.remote_candidate,
             "modalities": session.modalities() if session else None,
-            "record": str(self.req.outputs.record) if self.req.outputs.record else None,
-            "record_seconds": round(self.recorder.seconds, 3) if self.recorder else None,
-            "record_mic": str(self.req.outputs.record_mic) if self.req.outputs.record_mic else None,
-            "mic_overflows": self.source.overflows if self.source is not None else 0,
-            "processing": self.processor.options.label() if self.processor else "off",
-            "erle_db_estimate": None
-            if self.processor is None or self.processor.erle_db() is None
-            else round(self.processor.erle_db(), 1),
         }
+        if self.media is not None:
+            out.update(self.media.summary())
+        else:
+            out.update(LocalMedia(self.req.media).summary())
         return out

@@ -37,12 +37,23 @@ class CallView:
     mic_block: Any = None  # the last 20 ms sent (int16); its level is shown
     remote_block: Any = None  # the last 20 ms received
     muted: bool = False
+    ptt: bool = False  # push-to-talk: "muted" means "not talking"
+    command: str | None = None  # the command line being typed after "/", None when closed
+    voice: str | None = None
+    turn_ms: float | None = None  # the last turn's latency: end of your speech to the reply
+    turn_median_ms: float | None = None
+    turn_count: int = 0
+    temperature: float | None = None
     video: str | None = None  # label of the video input, None without video
     video_on: bool = True
     audio_in: str = ""
     audio_out: str = ""
     echo_cancel: str | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+KEYS = "m mute · v camera · / command · q hang up"
+KEYS_PTT = "space talk · v camera · / command · q hang up"
 
 
 def meter(db: float, width: int = 16) -> str:
@@ -125,6 +136,8 @@ class LivePanel:
         if v.session_id:
             phase.append(f"  session {v.session_id}", style="dim")
         grid.add_row("call", phase)
+        if v.voice is not None:
+            grid.add_row("session", f"voice {v.voice}   temperature {v.temperature:g}")
         if v.local or v.remote:
             grid.add_row("path", f"{v.local or '?'}  ⇄  {v.remote or '?'}")
         grid.add_row(
@@ -136,12 +149,24 @@ class LivePanel:
             f"{_num(v.buffer_ms, 'ms')} (target {_num(v.buffer_target_ms, 'ms')})"
             f"   concealed {_num(v.concealed_pct, '%', 1)}",
         )
+        if v.turn_count:
+            grid.add_row(
+                "turns",
+                f"last {_num(v.turn_ms, 'ms')}   median {_num(v.turn_median_ms, 'ms')}"
+                f" ({v.turn_count} {'turn' if v.turn_count == 1 else 'turns'})",
+            )
         up = f"audio {_num(v.up_kbps, 'kbit/s')}"
         if v.video is not None:
             up += f"   video {_num(v.video_up_kbps, 'kbit/s')}"
         grid.add_row("bitrate", f"up {up}   down audio {_num(v.down_kbps, 'kbit/s')}")
         mic = Text(f"{meter(mic_db)} {mic_db:6.1f} dBFS  ")
-        mic.append("MUTED" if v.muted else "live", style="bold red" if v.muted else "green")
+        if v.ptt:
+            mic.append(
+                " ● TALKING " if not v.muted else " PUSH SPACE TO TALK ",
+                style="bold white on red" if not v.muted else "bold black on yellow",
+            )
+        else:
+            mic.append("MUTED" if v.muted else "live", style="bold red" if v.muted else "green")
         mic.append(f"  {v.audio_in}", style="dim")
         if v.echo_cancel:
             mic.append(f"  {v.echo_cancel}", style="cyan")
@@ -156,7 +181,11 @@ class LivePanel:
             grid.add_row("camera", cam)
         for warning in v.warnings[-3:]:
             grid.add_row("warning", Text(warning, style="yellow"))
-        keys = "" if self._final else "m mute · v camera · q hang up"
+        if v.command is not None and not self._final:
+            grid.add_row("command", Text(v.command + "▌", style="bold"))
+        keys = "" if self._final else KEYS_PTT if v.ptt else KEYS
+        if v.command is not None:
+            keys = "Enter run · Tab complete · Esc cancel"
         return Panel(grid, title="orga call", subtitle=keys, border_style="blue", expand=False)
 
 

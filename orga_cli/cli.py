@@ -164,8 +164,10 @@ ReplyOpt = Annotated[
     str,
     typer.Option(
         "--reply",
-        metavar="echo|silence|FILE",
-        help="What the sandbox's peer sends back: an echo of what it hears, silence, or a file looped as the model's voice.",
+        metavar="echo|parrot|silence|FILE",
+        help="What the sandbox's peer sends back: an echo of what it hears, each utterance again "
+        "--echo-delay after it ends (parrot: turn-taking like a model's), silence, or a file "
+        "looped as the model's voice.",
     ),
 ]
 EchoDelayOpt = Annotated[
@@ -908,6 +910,35 @@ def call(
             help="Write what was sent (after muting) to a WAV file.",
         ),
     ] = None,
+    record_both: Annotated[
+        Path | None,
+        _opt(
+            "--record-both",
+            metavar="FILE.wav",
+            help="Write the conversation as one stereo WAV: left what was sent, right what was played, on one clock.",
+        ),
+    ] = None,
+    transcript: Annotated[
+        Path | None,
+        _opt(
+            "--transcript",
+            metavar="FILE",
+            help="Keep the conversation with times and speakers, written as it happens; "
+            "the extension picks the format: .md, .txt, .srt, .vtt or .jsonl. Implies --transcribe.",
+        ),
+    ] = None,
+    muted: Annotated[
+        bool, _opt("--muted", help="Start with the microphone muted (m unmutes).")
+    ] = False,
+    ptt: Annotated[
+        bool,
+        _opt(
+            "--ptt",
+            help="Push-to-talk: the microphone sends only while talking is switched on with the "
+            "space bar (terminals do not report a key's release, so space switches on and off). "
+            "Needs a terminal.",
+        ),
+    ] = False,
     events: Annotated[
         Path | None,
         _opt(
@@ -989,7 +1020,7 @@ def call(
         str,
         _opt(
             "--sandbox-reply",
-            metavar="echo|silence|FILE",
+            metavar="echo|parrot|silence|FILE",
             help="With --sandbox: what its peer sends back.",
             show_default=True,
         ),
@@ -1014,7 +1045,10 @@ def call(
     """Talk to the model: microphone and camera up, its voice down, the conversation on screen.
 
     On a terminal a live panel shows the call; keys: m mutes, v turns the
-    camera off and on, q hangs up. `orga call --sandbox` needs no account.
+    camera off and on, q hangs up, / opens a command line (/voice NAME,
+    /temperature X, /instructions TEXT|@FILE, /mute, /camera, /help, /quit; Tab
+    completes). When stdin is not a terminal, each line it gives is such a
+    command. `orga call --sandbox` needs no account.
     """
     setup(verbose, debug)
     from .render import setup_logging
@@ -1027,13 +1061,13 @@ def call(
             CallRequest,
             CallRunner,
             Connection,
-            Media,
             Outputs,
             Sandbox,
             Screen,
             read_instructions,
             resolve_voice,
         )
+        from .media.local import MediaConfig
         from .models import ice_servers_from_urls
         from .session import CallOptions, CallParams
 
@@ -1051,11 +1085,21 @@ def call(
             voice=resolve_voice(voice),
             model=model,
             temperature=temperature,
-            return_transcription=transcribe,
+            return_transcription=transcribe or transcript is not None,
             instructions=read_instructions(instructions),
             history=not no_history,
         )
         tty = sys.stderr.isatty()
+        keys = tty and sys.stdin.isatty()
+        if ptt and not keys:
+            raise UsageError(
+                "--ptt needs a terminal: talking is switched with the space bar",
+                "run it in a terminal, or use --muted and /mute commands on stdin",
+            )
+        if transcript is not None:
+            from .transcript import transcript_format
+
+            transcript_format(transcript)  # an unknown extension fails before the call
         request = CallRequest(
             connection=Connection(
                 base_url=None if sandbox else settings.value("base_url"),
@@ -1075,7 +1119,7 @@ def call(
                 reconnect=not no_reconnect,
             ),
             params=params,
-            media=Media(
+            media=MediaConfig(
                 audio_in=audio_in,
                 input_device=input_device,
                 video_in=video_in,
@@ -1087,9 +1131,18 @@ def call(
                 aec=aec,
                 ns=not no_ns,
                 agc=not no_agc,
+                record=record,
+                record_mic=record_mic,
+                record_both=record_both,
+                muted=muted or ptt,
             ),
-            outputs=Outputs(record=record, record_mic=record_mic, events=events),
-            screen=Screen(tty=tty, keys=tty and sys.stdin.isatty()),
+            outputs=Outputs(events=events, transcript=transcript),
+            screen=Screen(
+                tty=tty,
+                keys=keys,
+                ptt=ptt,
+                commands_from_stdin=not sys.stdin.isatty() and token_opt != "-",
+            ),
             sandbox=Sandbox(
                 enabled=sandbox, reply=sandbox_reply, save_received=sandbox_save_received
             ),

@@ -44,7 +44,7 @@ class PosixKeys:
             data = os.read(self.fd, 32).decode(errors="ignore")
         except OSError:
             return
-        for char in data:
+        for char in without_escape_sequences(data):
             self._on_key(char)
 
     def close(self) -> None:
@@ -81,6 +81,24 @@ class WindowsKeys:
 
     def close(self) -> None:
         self._task.cancel()
+
+
+def without_escape_sequences(data: str) -> str:
+    """What was typed, without the sequences arrow and function keys send (ESC [ ... or
+    ESC O x); a lone ESC (the Esc key) stays."""
+    out = []
+    i = 0
+    while i < len(data):
+        char = data[i]
+        if char == "\x1b" and i + 1 < len(data) and data[i + 1] in "[O":
+            i += 2
+            while i < len(data) and not (data[i].isalpha() or data[i] == "~"):
+                i += 1
+            i += 1
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
 def open_keys(on_key: Callable[[str], None]) -> KeyReader:

@@ -1,7 +1,9 @@
 """The sandbox's media peer: answers POST /calls with an aiortc peer that echoes.
 
 What it hears comes back after ``delay`` seconds (the sound check of calling
-apps), or it sends silence, or loops a file as the model's voice. Video is
+apps), or each utterance is repeated ``delay`` seconds after it ends (``parrot``:
+a model's turn-taking, so a client can measure turn latency against a known
+delay), or it sends silence, or loops a file as the model's voice. Video is
 decoded and counted. On the data channel it sends ``session.created`` (echoing
 the params) and ``conversation.created``; with ``return_transcription`` it
 detects utterances by energy and sends a transcription event whose text says
@@ -47,6 +49,7 @@ from .server import FieldError
 
 log = logging.getLogger(__name__)
 
+REPLIES = ("echo", "parrot", "silence")  # or an audio file
 SPEECH_DBFS = -42.0  # a block louder than this counts as speech
 MIN_UTTERANCE_S = 0.25
 END_SILENCE_S = 0.5
@@ -55,7 +58,7 @@ END_SILENCE_S = 0.5
 @dataclass
 class PeerConfig:
     delay: float = 0.5  # echo delay, seconds
-    reply: str = "echo"  # "echo", "silence", or an audio file looped as the model's voice
+    reply: str = "echo"  # "echo", "parrot", "silence", or an audio file looped as the model's voice
     save_received: Path | None = None
     ice_servers: tuple[IceServer, ...] = ()
     stats_interval: float = 1.0
@@ -66,16 +69,33 @@ class PeerConfig:
 class ReplyTrack(OpusTrack):
     """The sandbox's voice: paced 20 ms packets of delayed echo, a file, or silence."""
 
-    def __init__(self, delay: float, file: FileSource | None, *, echo: bool) -> None:
+    def __init__(
+        self, delay: float, file: FileSource | None, *, echo: bool, parrot: bool = False
+    ) -> None:
         super().__init__()
         self.delay = delay
         self.file = file
         self.echo = echo
-        self._line: deque[tuple[float, np.ndarray]] = deque(maxlen=int(10 * RATE / FRAME_SAMPLES))
+        self.parrot = parrot
+        blocks = int(10 * RATE / FRAME_SAMPLES)
+        self._line: deque[tuple[float, np.ndarray]] = deque(maxlen=blocks)
+        self._heard: deque[np.ndarray] = deque(maxlen=blocks)  # parrot: the last 10 s
 
     def hear(self, block: np.ndarray) -> None:
         if self.echo:
             self._line.append((time.monotonic() + self.delay, block))
+        elif self.parrot:
+            self._heard.append(block)
+
+    def repeat(self, length: float) -> None:
+        """Parrot: an utterance of *length* s ended END_SILENCE_S ago; say it again
+        ``delay`` s after its end (at once if that is already past)."""
+        step = FRAME_SAMPLES / RATE
+        quiet, voiced = round(END_SILENCE_S / step), round(length / step)
+        heard = list(self._heard)[-(voiced + quiet) : -quiet]
+        start = max(time.monotonic(), time.monotonic() - END_SILENCE_S + self.delay)
+        self._line.extend((start + i * step, block) for i, block in enumerate(heard))
+        self._heard.clear()
 
     async def next_block(self) -> np.ndarray:
         await self._pacer.wait()
@@ -150,7 +170,7 @@ class EchoPeer:
         self.config = config or PeerConfig()
         self.calls: dict[str, EchoCall] = {}
         self._closing: set[asyncio.Future[None]] = set()
-        if self.config.reply not in ("echo", "silence"):
+        if self.config.reply not in REPLIES:
             FileSource(self.config.reply).close()  # fail at start-up, not at the first call
 
     async def __call__(self, offer: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -160,13 +180,10 @@ class EchoPeer:
             for s in self.config.ice_servers
         ]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
-        file = (
-            None
-            if self.config.reply in ("echo", "silence")
-            else FileSource(self.config.reply, loop=True)
-        )
-        echo = self.config.reply == "echo"
-        reply = ReplyTrack(self.config.delay if echo else 0.0, file, echo=echo)
+        file = None if self.config.reply in REPLIES else FileSource(self.config.reply, loop=True)
+        echo, parrot = self.config.reply == "echo", self.config.reply == "parrot"
+        delay = self.config.delay if echo or parrot else 0.0
+        reply = ReplyTrack(delay, file, echo=echo, parrot=parrot)
         call = EchoCall(conversation_id, params, pc, reply)
         if self.config.save_received is not None:
             call.recording = WavWriter(self.config.save_received / f"{conversation_id}.wav")
@@ -255,7 +272,9 @@ class EchoPeer:
                     "transcript": f"[{length:.1f} s of speech]",
                 }
             )
-        if self.config.reply == "echo":
+        if call.reply.parrot:
+            call.reply.repeat(length)
+        if self.config.reply in ("echo", "parrot"):
             text = f'<emotion value="neutral"/>Echoing back {length:.1f} s of audio.'
             loop = asyncio.get_running_loop()
             loop.call_later(
@@ -319,6 +338,11 @@ class EchoPeer:
                     "video_frames_decoded": call.video_frames,
                     "video_size": call.video_size,
                     "session_updates": call.session_updates,
+                    "voice": call.params.get("voice"),
+                    "temperature": call.params.get("temperature"),
+                    "buffer_ms": None
+                    if call.receiver.buffer_ms is None
+                    else round(call.receiver.buffer_ms, 1),
                 }
             )
 
