@@ -14,6 +14,7 @@ _orga() {
             " voices") path="voices" ;;
             " serve") path="serve" ;;
             " devices") path="devices" ;;
+            " doctor") path="doctor" ;;
             " call") path="call" ;;
             " sdp") path="sdp" ;;
             " completions") path="completions" ;;
@@ -33,7 +34,7 @@ _orga() {
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W '--version --help -h' -- "$cur"))
             else
-                COMPREPLY=($(compgen -W 'token ice voices serve devices call sdp completions config' -- "$cur"))
+                COMPREPLY=($(compgen -W 'token ice voices serve devices doctor call sdp completions config' -- "$cur"))
             fi
             ;;
         "token")
@@ -99,6 +100,18 @@ _orga() {
             esac
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W '--json --debug --help -h' -- "$cur"))
+            fi
+            ;;
+        "doctor")
+            case "$prev" in
+                --email) return ;;
+                --api-key) return ;;
+                --base-url) return ;;
+                --profile|-p) return ;;
+                --timeout) return ;;
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W '--play --json --email --api-key --base-url --profile -p --timeout --insecure-http --debug --help -h' -- "$cur"))
             fi
             ;;
         "call")

@@ -254,3 +254,17 @@ def setup_logging(verbose: int, *, always_info: Sequence[str] = ()) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     for name in always_info:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def doctor_line(check: Any) -> None:
+    """One `orga doctor` check on stdout: ✓, ✗ (with the fix) or – (skipped, why)."""
+    mark = {"ok": "✓", "fail": "✗", "skip": "–"}[check.status]
+    line = f"{mark} {check.name:<13} {check.detail}"
+    if check.fix:
+        line += f" — {check.fix}"
+    line = scrub(line)
+    if sys.stdout.isatty():
+        style = {"ok": "green", "fail": "bold red", "skip": "dim"}[check.status]
+        out_console().print(f"[{style}]{mark}[/] {_escape(line[2:])}")
+    else:
+        data(line)
