@@ -210,6 +210,7 @@ class CallRunner:
         self._deadline: float | None = None
         self._last: StatsSnapshot | None = None
         self._queued: list[str] = []  # commands given before the call connected
+        self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ set-up
 
@@ -258,7 +259,9 @@ class CallRunner:
 
         error: OrgaError | None = None
         self._on_interrupt = on_sigint
-        with handling((signal.SIGINT, signal.SIGTERM), on_sigint):
+        from .render import native_stderr
+
+        with handling((signal.SIGINT, signal.SIGTERM), on_sigint), native_stderr():
             try:
                 await self._run()
             except asyncio.CancelledError:
@@ -301,6 +304,10 @@ class CallRunner:
                 self.transcript = Transcript(req.outputs.transcript)
             loop = asyncio.get_running_loop()
             media.on_turn = lambda turn: self._call_soon(loop, self._turn, turn)
+            media.on_device = lambda device, what, seconds: self.events.write(
+                "local",
+                {"type": f"orga.device_{what}", "device": device, "gone_s": round(seconds, 2)},
+            )
             base_url, api_key = req.connection.base_url, req.connection.api_key
             if req.sandbox.enabled:
                 base_url, api_key = await self._start_sandbox()
@@ -415,6 +422,8 @@ class CallRunner:
                 timeout = min(timeout, left)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(session.ended.wait(), timeout)
+            assert self.media is not None
+            await self.media.watch_devices()
             if time.monotonic() >= next_stats:  # getStats is not free: once a second
                 next_stats = time.monotonic() + 1.0
                 await self._update_stats()
@@ -515,13 +524,14 @@ class CallRunner:
             v.video_up_kbps = 8 * (snap.video_bytes_sent - last.video_bytes_sent) / span / 1000
             v.down_kbps = 8 * (snap.bytes_received - last.bytes_received) / span / 1000
         v.video_on = session.video_on
-        for warning in media.check():
-            self._warn_once(warning)
+        v.warnings = await media.check()
+        for warning in v.warnings:
+            if warning not in self._warned:  # once each: the panel shows them as they last
+                self._warned.add(warning)
+                self.events.write("local", {"type": "orga.warning", "text": warning})
+                if isinstance(self.ui, PlainLines):
+                    self.ui.note(f"warning: {warning}")
         v.echo_cancel = media.echo_cancel
-
-    def _warn_once(self, message: str) -> None:
-        if message not in self.view.warnings:
-            self.view.warnings.append(message)
 
     # ------------------------------------------------------------------ keys
 

@@ -6,8 +6,10 @@ rich is imported only when something is drawn for a person, so that
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -228,6 +230,75 @@ class ScrubFilter(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler on whatever sys.stderr is when a record is written (a call may move
+    it: see native_stderr)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class native_stderr:
+    """C libraries' writes to file descriptor 2 (PortAudio's ALSA code and libasound print
+    a few lines whenever a device vanishes) go to the debug log instead of the screen.
+
+    Python keeps the terminal: sys.stderr becomes a new file on a copy of descriptor 2,
+    and descriptor 2 a pipe that a thread reads. Not on Windows (nothing prints there).
+    """
+
+    def __enter__(self) -> native_stderr:
+        self._saved: Any = None
+        if sys.platform == "win32":
+            return self
+        try:
+            sys.stderr.flush()
+            copy = os.dup(2)
+            read_end, write_end = os.pipe()
+        except (OSError, ValueError):
+            return self
+        self._saved = sys.stderr
+        self._copy = copy
+        sys.stderr = os.fdopen(
+            os.dup(copy), "w", buffering=1, encoding=self._saved.encoding or "utf-8",
+            errors="backslashreplace",
+        )  # fmt: skip
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        import threading
+
+        threading.Thread(target=self._drain, args=(read_end,), daemon=True).start()
+        return self
+
+    @staticmethod
+    def _drain(fd: int) -> None:
+        log = logging.getLogger("orga_cli.native")
+        with os.fdopen(fd, "rb") as pipe:
+            for line in pipe:
+                text = line.decode(errors="replace").rstrip()
+                if text:
+                    log.debug("native: %s", text)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is None:
+            return
+        ours = sys.stderr
+        with contextlib.suppress(Exception):
+            ours.flush()
+        os.dup2(self._copy, 2)  # the pipe's last writer closes: the thread ends
+        os.close(self._copy)
+        sys.stderr = self._saved
+        with contextlib.suppress(Exception):
+            ours.close()
+
+
 def setup_logging(verbose: int, *, always_info: Sequence[str] = ()) -> None:
     """Route library logs to stderr: DEBUG with -v, and INFO for the named loggers."""
     root = logging.getLogger("orga_cli")
@@ -246,7 +317,7 @@ def setup_logging(verbose: int, *, always_info: Sequence[str] = ()) -> None:
         )
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(ScrubFilter())
     root.addHandler(handler)

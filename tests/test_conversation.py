@@ -255,3 +255,32 @@ def test_transcript_is_complete_after_ctrl_c(sandbox_with, tmp_path: Path) -> No
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["speaker"] for r in rows[:2]] == ["you", "orga"], rows
     assert rows[0]["end"] > rows[0]["t"] and "s of speech" in rows[0]["text"]
+
+
+def test_echo_is_suspected_only_when_the_microphone_follows_the_model() -> None:
+    now = [0.0]
+    tracker = TurnTracker(clock=lambda: now[0])
+    loud = (np.sin(np.arange(BLOCK) / 5) * 8000).astype(np.int16)
+    quiet = np.zeros(BLOCK, np.int16)
+    for i in range(300):  # you and the model take turns: 1 s each
+        now[0] += BLOCK / RATE
+        yours = (i // 50) % 2 == 0
+        tracker.sent(loud if yours else quiet)
+        tracker.played(quiet if yours else loud)
+    assert not tracker.echo_suspected()
+    for _ in range(300):  # the microphone is loud whenever the model speaks
+        now[0] += BLOCK / RATE
+        tracker.played(loud)
+        tracker.sent(loud)
+    assert tracker.echo_suspected()
+
+
+async def test_jittery_network_warning() -> None:
+    from orga_cli.media.local import LocalMedia, MediaConfig
+
+    async with LocalMedia(
+        MediaConfig(audio_in="tone:440", no_speaker=True, no_video=True)
+    ) as media:
+        assert not any("jittery" in w for w in await media.check())
+        media.receiver.stats.underruns += 6
+        assert any("network is jittery" in w for w in await media.check())

@@ -128,3 +128,105 @@ def test_sound_server_vanishing_mid_call(pulse: Pulse, tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     assert "the microphone stopped delivering audio; sending silence" in stderr, stderr[-2000:]
     assert len(wav(rec)[0]) > 5 * 48000  # the call and its recording went on
+
+
+def test_devices_that_come_and_go(pulse: Pulse, tmp_path: Path) -> None:
+    """Both PulseAudio devices unloaded mid-call (an unplugged headset: the streams have
+    nowhere to go): reported, the call goes on, and both are opened again within 2 s of
+    coming back; the echo is then heard on the speaker again."""
+    env = orga_env(pulse)
+    events = tmp_path / "events.jsonl"
+    player = pulse.play(tone_file(tmp_path / "tone.wav", 660, 30))
+    proc = start_orga(
+        [
+            "call",
+            "--sandbox",
+            "--no-video",
+            "--duration",
+            "13",
+            "--json",
+            "-v",
+            "--events",
+            str(events),
+        ],
+        env,
+    )
+    wait_for_line(proc, "phase connected")
+    time.sleep(2.0)
+    modules = [line.split("\t")[0] for line in pulse.pactl("list", "short", "modules").splitlines()
+               if "module-null-sink" in line]  # fmt: skip
+    for module in modules:
+        pulse.pactl("unload-module", module)
+    player.wait(5)  # its sink went with them
+    time.sleep(3.0)
+    pulse.pactl("load-module", "module-null-sink", "sink_name=speaker", "rate=48000", "channels=2")
+    pulse.pactl("load-module", "module-null-sink", "sink_name=mic", "rate=48000", "channels=1")
+    back_at = time.time()
+    pulse.pactl("set-default-sink", "speaker")
+    pulse.pactl("set-default-source", "mic.monitor")
+    player = pulse.play(tone_file(tmp_path / "tone2.wav", 660, 30))
+    time.sleep(3.0)
+    recording = tmp_path / "speaker.wav"
+    recorder = pulse.record(recording)
+    time.sleep(3.0)
+    recorder.terminate()
+    recorder.wait(5)
+    stdout, stderr = proc.communicate(timeout=40)
+    player.kill()
+    assert proc.returncode == 0, stderr
+    # PortAudio's and libasound's own lines go to the debug log (-v), never bare on the screen
+    bare = "\n".join(line for line in stderr.splitlines() if "DEBUG native:" not in line)
+    assert "Traceback" not in bare and "ALSA lib" not in bare and "Expression" not in bare
+    assert "the speaker is back" in stderr and "the microphone is back" in stderr, stderr[-2000:]
+    log = [json.loads(line) for line in events.read_text().splitlines()]
+    device = {(e["event"]["type"], e["event"]["device"]): e["t"] for e in log
+              if e["event"].get("type", "").startswith("orga.device")}  # fmt: skip
+    assert ("orga.device_lost", "speaker") in device and (
+        "orga.device_lost",
+        "microphone",
+    ) in device
+    for name in ("speaker", "microphone"):
+        # opened again within 2 s of coming back; sound flows once the device has started
+        # (a freshly loaded null sink's monitor takes ~2 s: PulseAudio's, not ours)
+        assert device[("orga.device_reopened", name)] - back_at <= 2.0, (name, device)
+        assert device[("orga.device_back", name)] - back_at <= 4.0, name
+    heard, rate = wav(recording)
+    assert rms(heard) > 300 and abs(dominant_hz(heard, rate) - 660) <= 10
+    summary = json.loads(stdout)
+    assert summary["ended_by"] == "duration"
+
+
+def test_warnings_name_the_fix(pulse: Pulse, tmp_path: Path) -> None:
+    """Nothing plays into the virtual microphone (digital zeros), then a full-scale tone
+    (clipping); the speaker's monitor is looped into the microphone with --no-aec (the
+    model hears itself). Each warning says what to do."""
+    env = orga_env(pulse)
+    events = tmp_path / "events.jsonl"
+    proc = start_orga(
+        [
+            "call",
+            "--sandbox",
+            "--no-video",
+            "--no-aec",
+            "--duration",
+            "14",
+            "--events",
+            str(events),
+        ],
+        env,
+    )
+    wait_for_line(proc, "phase connected")
+    time.sleep(4.5)  # 3 s of digital silence and a check
+    player = pulse.play(tone_file(tmp_path / "loud.wav", 440, 2, amplitude=1.0))
+    player.wait(10)
+    pulse.pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=mic",
+                "latency_msec=20")  # fmt: skip
+    pulse.play(tone_file(tmp_path / "hello.wav", 440, 1.5, amplitude=0.3)).wait(10)
+    _, stderr = proc.communicate(timeout=40)
+    assert proc.returncode == 0, stderr
+    warnings = [json.loads(line)["event"]["text"] for line in events.read_text().splitlines()
+                if '"orga.warning"' in line]  # fmt: skip
+    assert any("digital silence" in w and "--input-device" in w for w in warnings), warnings
+    assert any("clips" in w and "gain down" in w for w in warnings), warnings
+    assert any("use headphones" in w for w in warnings), warnings
+    assert "warning: the microphone gives only digital silence" in stderr

@@ -174,7 +174,9 @@ class StereoWavWriter:
     holds what both channels have reached; closing pads the shorter one.
     """
 
-    SLACK_S = 0.1  # a sound card pulls in bursts of a few tens of ms: that is not a gap
+    # A sound card pulls in bursts of tens of ms, and its clock drifts from this one by
+    # up to ~0.01 %: neither is a gap.
+    SLACK_S = 0.3
 
     def __init__(self, path: Path, rate: int = RATE, clock: Any = time.monotonic) -> None:
         self._wav = WavWriter(path, rate, channels=2)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -106,7 +107,7 @@ class MicrophoneSource:
     """
 
     def __init__(self, device: str | None = None, *, queue_blocks: int = 10) -> None:
-        sd = sounddevice()
+        sounddevice()  # PortAudio is there, or a MediaError says how to get it
         self.index = find_device(device, "input")
         self.label = f"microphone {device_name(self.index)}"
         self.paced = False  # read() waits on the sound card's clock (or paces its silence)
@@ -117,8 +118,15 @@ class MicrophoneSource:
         self._delivered = False
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=queue_blocks)
+        self.opened_at = 0.0  # when the stream was last opened (monotonic)
+        self.zeros_since: float | None = None  # blocks of digital zeros since then
+        self.clipped_at = 0.0  # the last block with a clipped sample
+        self._stream = self._open()
+        self.latency = float(self._stream.latency)
+
+    def _open(self) -> Any:
         try:
-            self._stream = sd.InputStream(
+            stream = sounddevice().InputStream(
                 samplerate=RATE,
                 channels=1,
                 dtype="int16",
@@ -133,7 +141,20 @@ class MicrophoneSource:
             raise MediaError(
                 f"cannot open the microphone {device_name(self.index)} ({exc})", ALTERNATIVES
             ) from exc
-        self.latency = float(self._stream.latency)
+        self.opened_at = time.monotonic()
+        return stream
+
+    def reopen(self) -> None:
+        """A microphone that stopped: open it again (MediaError while it is still gone).
+        Blocks then flow into the same queue, and read() says it is back."""
+        with quiet_stderr():
+            _close_quietly(self._stream)
+            self._stream = self._open()
+            try:
+                self._stream.start()
+            except Exception as exc:
+                _close_quietly(self._stream)
+                raise MediaError(f"cannot start the microphone ({exc})", ALTERNATIVES) from exc
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         block = indata[:, 0].copy()
@@ -141,6 +162,14 @@ class MicrophoneSource:
             self._loop.call_soon_threadsafe(self._put, block)
 
     def _put(self, block: np.ndarray) -> None:
+        # What the warnings need: how long the device has given only digital zeros (a
+        # microphone without permission on macOS, a muted input), and clipped samples.
+        now = time.monotonic()
+        if block.any():
+            self.zeros_since = None
+            self.clipped_at = now if int(np.abs(block).max()) >= CLIP else self.clipped_at
+        elif self.zeros_since is None:
+            self.zeros_since = now
         if self._queue.full():
             self._queue.get_nowait()
             self.overflows += 1
@@ -182,13 +211,36 @@ class MicrophoneSource:
         return block if block.size == FRAME_SAMPLES else np.resize(block, FRAME_SAMPLES)
 
     def close(self) -> None:
-        try:
-            self._stream.stop()
-            self._stream.close()
-        except Exception:  # a vanished device may refuse even to close
-            pass
+        _close_quietly(self._stream)
 
 
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 silenced for a moment: PortAudio's ALSA code and libasound print
+    a few lines for each failed open of a vanished device, straight onto the panel."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _close_quietly(stream: Any) -> None:
+    try:
+        stream.abort()  # not stop(): a vanished device may never drain its buffers
+        stream.close()
+    except Exception:  # a vanished device may refuse even to close
+        pass
+
+
+CLIP = 32_700  # a sample this loud was clipped by the input
 INPUT_LATENCY = "high"
 OUTPUT_LATENCY_S = 0.02
 
@@ -198,8 +250,10 @@ class Speaker:
 
     PortAudio's callback asks *source* (the receive component: it never answers
     with a hole) for exactly the samples the device wants, as 48 kHz mono, and
-    copies them to every channel. A device that fails mid-call is reported once
-    and then ignored.
+    copies them to every channel, while ``pulling`` is set. When the device stalls
+    or vanishes, its owner (media.local) clears ``pulling`` and pulls on the wall
+    clock instead, so that exactly one clock drains the receiver; ``reopen()`` opens
+    the device again, and when its callbacks come back, pulling goes back to it.
     """
 
     def __init__(
@@ -208,18 +262,23 @@ class Speaker:
         sd = sounddevice()
         self.index = find_device(device, "output")
         info = sd.query_devices(self.index)
-        self.label = f"speaker {info['name']}"
+        self.name = str(info["name"])
+        self.label = f"speaker {self.name}"
         self.channels = 2 if info["max_output_channels"] >= 2 else 1
         self.rate = RATE
-        self.failed = False
+        self.pulling = True
         self.source = source or (lambda n: np.zeros(n, np.int16))
         # Called in PortAudio's thread with what was just handed to the device (mono);
         # a tap must only copy and hand over.
         self.taps: list[Any] = []
         self._closing = False
         self.last_pull = time.monotonic()  # the last callback: the device's pace
+        self._stream = self._open()
+        self.latency = float(self._stream.latency)
+
+    def _open(self) -> Any:
         try:
-            self._stream = sd.OutputStream(
+            stream = sounddevice().OutputStream(
                 samplerate=self.rate,
                 channels=self.channels,
                 dtype="int16",
@@ -229,42 +288,44 @@ class Speaker:
                 # PulseAudio plugin; "low" (9 ms), 10 and 15 ms stall there.
                 latency=OUTPUT_LATENCY_S,
                 callback=self._callback,
-                finished_callback=self._finished,
             )
-            self._stream.start()
+            stream.start()
         except Exception as exc:
-            raise MediaError(
-                f"cannot open the speaker {info['name']} ({exc})", ALTERNATIVES
-            ) from exc
-        self.latency = float(self._stream.latency)
+            raise MediaError(f"cannot open the speaker {self.name} ({exc})", ALTERNATIVES) from exc
+        self.last_pull = self.opened_at = time.monotonic()
+        return stream
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         self.last_pull = time.monotonic()
+        if not self.pulling:
+            outdata.fill(0)
+            return
         mono = self.source(frames)
         outdata[:] = mono[:, None]
         for tap in self.taps:
             tap(mono)
 
-    def _finished(self) -> None:
-        if not self._closing and not self.failed:
-            self.failed = True
-            log.warning("the speaker stopped; the call goes on without sound")
+    def alive(self, stall_s: float = 0.5) -> bool:
+        """Is the device pulling? Its stream is active and called back in the last *stall_s*."""
+        if self._closing:
+            return False
+        try:
+            active = bool(self._stream.active)
+        except Exception:
+            return False
+        if time.monotonic() - self.opened_at < 3.0:
+            stall_s = 2.5  # a sound server may take a moment (a null sink: up to 2 s) to start
+        return active and time.monotonic() - self.last_pull <= stall_s
 
-    def check(self) -> None:
-        """Notice a stream that stopped without telling (a vanished device or sound server):
-        inactive, or no callback for half a second."""
-        if self.failed or self._closing:
-            return
-        if not self._stream.active or time.monotonic() - self.last_pull > 0.5:
-            self._finished()
+    def reopen(self) -> None:
+        """Open the device again (MediaError while it is still gone)."""
+        with quiet_stderr():
+            _close_quietly(self._stream)
+            self._stream = self._open()
 
     def close(self) -> None:
         self._closing = True
-        try:
-            self._stream.stop()
-            self._stream.close()
-        except Exception:
-            pass
+        _close_quietly(self._stream)
 
 
 def list_devices() -> list[dict[str, Any]]:

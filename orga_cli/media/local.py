@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,10 @@ from .turns import Turn, TurnTracker
 log = logging.getLogger(__name__)
 
 Tap = Callable[[np.ndarray], None]
+REOPEN_EVERY_S = 0.5  # a device that went away is tried again this often
+START_GRACE_S = (
+    2.5  # a stream just opened may take this long to start (a PulseAudio null sink: ~2 s)
+)
 
 
 @dataclass
@@ -88,6 +95,14 @@ class LocalMedia:
         self._recording = False
         self.echo_cancel: str | None = None  # the processing label, None without processing
         self.turns: TurnTracker | None = None  # set up when the devices are open
+        self.microphone: Any = None  # media.devices.MicrophoneSource, when one is used
+        self.reopened: dict[str, float] = {}  # device -> seconds it was gone, at its last return
+        self._speaker_lost = self._speaker_tried = self._mic_tried = 0.0
+        self._mic_lost: float | None = None
+        self._underruns: deque[tuple[float, int]] = deque()
+        # (device, "lost", "reopened" (its stream opened again) or "back" (sound flows again),
+        # seconds it has been gone): for --events
+        self.on_device: Callable[[str, str, float], None] = lambda device, what, seconds: None
         self.on_turn: Callable[[Turn], None] | None = None  # a turn's reply was heard
 
     # ------------------------------------------------------------------ open
@@ -132,7 +147,9 @@ class LocalMedia:
         from .devices import MicrophoneSource
 
         try:
-            return MicrophoneSource(config.input_device)
+            mic = MicrophoneSource(config.input_device)
+            self.microphone = mic
+            return mic
         except MediaError as exc:
             if config.stand_ins and config.input_device is None:
                 self._note(
@@ -249,11 +266,12 @@ class LocalMedia:
         for tap in self.played_taps:
             tap(samples)
 
-    def check(self) -> list[str]:
-        """Once a second: what has gone wrong with the devices, as warnings to show."""
+    async def check(self) -> list[str]:
+        """Once a second: devices that went away are re-opened, and what is wrong now is
+        returned as warnings to show (what came back is noted once)."""
         warnings = []
         if self.source is not None and self.source.failed:
-            warnings.append("the microphone stopped; sending silence")
+            warnings.append("the microphone stopped: sending silence until it comes back")
         if self.processor is not None:
             if self.processor.failed:
                 warnings.append(self.processor.failed)
@@ -262,14 +280,112 @@ class LocalMedia:
             if not self.processor.ready:
                 label += " (starting)"
             self.echo_cancel = label if erle is None else f"{label} · ERLE est. {erle:.0f} dB"
-        if self.speaker is not None:
-            self.speaker.check()
-            if self.speaker.failed:
-                warnings.append("the speaker stopped; no sound")
-                self._pull_on_wall_clock(self.speaker.last_pull)  # --record keeps the wall clock
+        if self.speaker is not None and not self.speaker.pulling:
+            warnings.append("the speaker stopped: no sound until it comes back")
+        warnings += self._advice()
         if self.both_recorder is not None:
             self.both_recorder.catch_up()
         return warnings
+
+    def _advice(self) -> list[str]:
+        """Warnings that name the fix: a silent or clipping input, echo, a jittery network."""
+        out = []
+        now = time.monotonic()
+        mic = self.microphone
+        if mic is not None and not mic.failed:
+            if mic.zeros_since is not None and now - mic.zeros_since >= 3.0:
+                where = (
+                    "allow the terminal to use the microphone (System Settings → Privacy & "
+                    "Security → Microphone) and restart it"
+                    if sys.platform == "darwin"
+                    else "unmute the input or choose another with --input-device (orga devices)"
+                )
+                out.append(f"the microphone gives only digital silence: {where}")
+            if now - mic.clipped_at < 3.0:
+                out.append("the microphone clips: turn its input gain down")
+        if self._echo_heard():
+            out.append("the model hears itself: use headphones, or leave echo cancellation on")
+        rx = self.receiver.stats
+        self._underruns.append((now, rx.underruns))
+        while self._underruns and self._underruns[0][0] < now - 10:
+            self._underruns.popleft()
+        if rx.underruns - self._underruns[0][1] >= 5:
+            out.append("the network is jittery (the voice breaks up): see -v and the buffer line")
+        return out
+
+    def _echo_heard(self) -> bool:
+        """Echo: with AEC, its ERLE is low while the model speaks; without it (--no-aec, or a
+        speaker and microphone that are the same room), the microphone is as loud when the
+        model speaks as when you do."""
+        processor = self.processor
+        if processor is not None and processor.options.aec:
+            erle = processor.erle_db()
+            return erle is not None and erle < 6.0
+        if self.microphone is None or self.speaker is None or self.turns is None:
+            return False
+        return self.turns.echo_suspected()
+
+    async def watch_devices(self) -> None:
+        """Often (4 times a second): a device that stopped is noticed, and opened again
+        every half second until it comes back."""
+        self._watch_microphone()
+        if self.speaker is not None:
+            await self._watch_speaker()
+
+    async def _watch_speaker(self) -> None:
+        """Exactly one clock pulls the receiver: the speaker's while it calls back, the
+        wall clock's while it does not (from its last pull, so --record misses nothing);
+        a speaker that stays silent is opened again every second until it comes back."""
+        speaker = self.speaker
+        now = time.monotonic()
+        if speaker.pulling:
+            if not speaker.alive():
+                speaker.pulling = False
+                self._pull_on_wall_clock(speaker.last_pull)
+                self._speaker_lost = now
+                log.warning("the speaker stopped; the call goes on without sound")
+                self.on_device("speaker", "lost", now - speaker.last_pull)
+            return
+        if speaker.alive():
+            if self.puller is not None:
+                await self.puller.stop()
+                self.puller = None
+            speaker.pulling = True
+            self.reopened["speaker"] = now - self._speaker_lost
+            self._note(f"the speaker is back ({speaker.name})")
+            self.on_device("speaker", "back", now - self._speaker_lost)
+            return
+        if now - self._speaker_tried >= REOPEN_EVERY_S and now - speaker.opened_at >= START_GRACE_S:
+            self._speaker_tried = now
+            try:
+                speaker.reopen()
+                self.on_device("speaker", "reopened", now - self._speaker_lost)
+            except MediaError as exc:
+                log.info("the speaker is still gone: %s", exc.message)
+
+    def _watch_microphone(self) -> None:
+        """A microphone that stopped is opened again every second until blocks come."""
+        mic = self.microphone
+        if mic is None or not mic.failed:
+            if mic is not None and self._mic_lost is not None:
+                gone = time.monotonic() - self._mic_lost
+                self.reopened["microphone"] = gone
+                self._note(f"the microphone is back ({mic.label})")
+                self.on_device("microphone", "back", gone)
+                self._mic_lost = None
+            return
+        now = time.monotonic()
+        if self._mic_lost is None:
+            self._mic_lost = now
+            self.on_device("microphone", "lost", 0.5)
+        elif now - self._mic_tried >= REOPEN_EVERY_S and now - mic.opened_at >= START_GRACE_S:
+            self._mic_tried = now
+            try:
+                mic.reopen()
+                log.info("the microphone is open again; waiting for its first block")
+                self.on_device("microphone", "reopened", now - self._mic_lost)
+            except MediaError as exc:
+                log.info("the microphone is still gone: %s", exc.message)
 
     def summary(self) -> dict[str, Any]:
         config, processor = self.config, self.processor

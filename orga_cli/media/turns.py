@@ -122,13 +122,18 @@ class TurnTracker:
         self._lock = threading.Lock()
         self.turns: list[Turn] = []
         self._waiting: Turn | None = None  # ended, no reply yet
+        # (model speaking, your microphone loud) for each sent block of the last 10 s
+        self._overlap: deque[tuple[bool, bool]] = deque(maxlen=500)
         self._current_start = 0.0
 
     def sent(self, block: np.ndarray) -> None:
         at = self._clock() - self.in_latency
         seconds = block.size / 48_000
         with self._lock:
-            event = self._you.update(level_dbfs(block), at, seconds)
+            db = level_dbfs(block)
+            event = self._you.update(db, at, seconds)
+            floor = self._you.floor if self._you.floor is not None else -90.0
+            self._overlap.append((self._model.speaking, db > max(-50.0, floor + 12.0)))
             if event == "start":
                 if self._waiting is not None:
                     self._waiting.barged_in = True
@@ -165,6 +170,13 @@ class TurnTracker:
         self._waiting = None
         if self._on_turn is not None:
             self._on_turn(turn)
+
+    def echo_suspected(self) -> bool:
+        """The microphone is loud through most of what the model said lately (at least 2 s
+        of it in the last 10 s): that is the model's voice coming back, not you."""
+        with self._lock:
+            during = [loud for speaking, loud in self._overlap if speaking]
+        return len(during) >= 100 and sum(during) > 0.6 * len(during)
 
     def latencies_ms(self) -> list[float]:
         with self._lock:
