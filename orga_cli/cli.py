@@ -759,22 +759,27 @@ def serve(
 
 @app.command()
 def devices(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
-    """List audio input and output devices (PortAudio), the defaults marked.
+    """List audio devices (PortAudio, the defaults marked) and cameras.
 
     `orga call --input-device` and `--output-device` take an index or a unique
-    part of a name from this list.
+    part of a name from the audio list; `--camera` takes a camera's first column
+    (/dev/videoN on Linux, N:none on macOS, video=NAME on Windows). --json gives
+    {"audio": [...], "cameras": [...]}.
     """
     setup(0, debug)
 
     def work() -> None:
         from . import render
+        from .media.cameras import list_cameras
         from .media.devices import list_devices
 
         found = list_devices()
+        cameras = list_cameras()
         if json_out:
-            render.emit_json(found)
+            render.emit_json({"audio": found, "cameras": [c.to_json() for c in cameras]})
         else:
             render.devices_table(found)
+            render.cameras_table(cameras)
 
     run(work)
 

@@ -327,6 +327,20 @@ def setup_logging(verbose: int, *, always_info: Sequence[str] = ()) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
+def cameras_table(cameras: Sequence[Any]) -> None:
+    from rich.table import Table
+
+    if not cameras:
+        note("no cameras found (--video-in testsrc sends a test pattern)")
+        return
+    table = Table(header_style="bold")
+    for col in ("--camera", "name", "format"):
+        table.add_column(col, overflow="fold")
+    for cam in cameras:
+        table.add_row(cam.camera, cam.name, cam.format)
+    out_console().print(table)
+
+
 def doctor_line(check: Any) -> None:
     """One `orga doctor` check on stdout: ✓, ✗ (with the fix) or – (skipped, why)."""
     mark = {"ok": "✓", "fail": "✗", "skip": "–"}[check.status]

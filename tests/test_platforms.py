@@ -91,3 +91,73 @@ def test_every_module_imports_without_posix_terminal_modules() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(names) > 20
+
+
+# --------------------------------------------------------------------------- cameras
+
+# What FFmpeg 6/7 logs for `-f avfoundation -list_devices true -i ""` on a MacBook, and for
+# `-f dshow -list_devices true -i dummy` on Windows (new style, then FFmpeg 4's).
+AVFOUNDATION_LOG = [
+    "AVFoundation indev @ 0x7f8: AVFoundation video devices:\n",
+    "AVFoundation indev @ 0x7f8: [0] FaceTime HD Camera\n",
+    "AVFoundation indev @ 0x7f8: [1] Capture screen 0\n",
+    "AVFoundation indev @ 0x7f8: AVFoundation audio devices:\n",
+    "AVFoundation indev @ 0x7f8: [0] MacBook Pro Microphone\n",
+]
+DSHOW_LOG = [
+    '"Integrated Webcam" (video)\n',
+    '  Alternative name "@device_pnp_\\\\?\\usb#vid_0c45&pid_6a10"\n',
+    '"OBS Virtual Camera" (none)\n',
+    '"Microphone Array (Realtek(R) Audio)" (audio)\n',
+]
+DSHOW_OLD_LOG = [
+    "DirectShow video devices (some may be both video and audio devices)\n",
+    ' "USB2.0 HD UVC WebCam"\n',
+    "DirectShow audio devices\n",
+    ' "Microphone (USB Audio)"\n',
+]
+
+
+def test_camera_lists_are_read_from_ffmpeg_logs() -> None:
+    from orga_cli.media.cameras import parse_avfoundation, parse_dshow
+
+    assert parse_avfoundation(AVFOUNDATION_LOG) == [
+        (0, "FaceTime HD Camera"),
+        (1, "Capture screen 0"),
+    ]
+    assert parse_dshow(DSHOW_LOG) == ["Integrated Webcam"]
+    assert parse_dshow(DSHOW_OLD_LOG) == ["USB2.0 HD UVC WebCam"]
+
+
+def test_each_platform_lists_its_cameras(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from orga_cli.media import cameras
+
+    logs = {"avfoundation": AVFOUNDATION_LOG, "dshow": DSHOW_LOG}
+    monkeypatch.setattr(cameras, "ffmpeg_device_log", lambda fmt, url: logs[fmt])
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert [c.camera for c in cameras.list_cameras()] == ["0:none", "1:none"]
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert [c.camera for c in cameras.list_cameras()] == ["video=Integrated Webcam"]
+    # Linux: sysfs, capture nodes only (a USB camera's metadata node has index 1)
+    for node, name, index in (
+        ("video0", "HD Webcam", "0"),
+        ("video1", "HD Webcam", "1"),
+        ("video2", "Capture", "0"),
+    ):
+        (tmp_path / node).mkdir()
+        (tmp_path / node / "name").write_text(name + "\n")
+        (tmp_path / node / "index").write_text(index + "\n")
+    found = cameras.v4l2_cameras(tmp_path)
+    assert [(c.camera, c.name) for c in found] == [
+        ("/dev/video0", "HD Webcam"),
+        ("/dev/video2", "Capture"),
+    ]
+
+
+def test_ffmpeg_device_log_is_captured() -> None:
+    """The capture itself, with the v4l2 input this machine has: FFmpeg's message about a
+    missing device comes back as a log line, not on stderr."""
+    from orga_cli.media.cameras import ffmpeg_device_log
+
+    lines = ffmpeg_device_log("v4l2", "/dev/orga-no-such-camera")
+    assert any("orga-no-such-camera" in line for line in lines)

@@ -132,11 +132,11 @@ class DelayEstimator:
                 rate = 0.10 if self._updates <= 20 else 0.03
                 self._jitter += rate * (quantile - self._jitter)
 
-    def target(self, pull_s: float) -> float:
+    def target(self, pull_s: float, least_margin: float = 0.0) -> float:
         # A margin that grows with the jitter: on a jittery link the next packet later
         # than any seen lately is the rule, not the exception; a clean or merely lossy
         # link keeps its low delay.
-        margin = min(0.02, 0.25 * self._jitter)
+        margin = max(least_margin, min(0.02, 0.25 * self._jitter))
         return min(self.max_s, max(self.min_s, self._jitter + pull_s + margin))
 
     def worst(self) -> float:
@@ -245,12 +245,13 @@ class AudioReceiver:
         return self._clock() - base - position / RATE
 
     def target_s(self) -> float:
-        target = self._estimator.target(self._pull_s)
+        least = 0.0
         if self.fec_seen and self._lost_at is not None and self._clock() - self._lost_at < 10:
             # Losses lately and the sender adds FEC: keep the next packet at hand when a
-            # frame is missing, so that its FEC copy can stand in for it (one frame more).
-            target = min(self.max_s, target + FRAME / RATE)
-        return target
+            # frame is missing, so that its FEC copy can stand in for it: a margin of at
+            # least one frame (the jitter's margin counts toward it).
+            least = FRAME / RATE
+        return self._estimator.target(self._pull_s, least)
 
     def pull(self, n: int) -> np.ndarray:
         """*n* samples of 48 kHz mono int16: audio, stretched audio, or concealment."""

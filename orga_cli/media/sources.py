@@ -322,12 +322,13 @@ class SwitchableVideoTrack(MediaStreamTrack):
         self.inner.stop()
 
 
-def camera_format() -> tuple[str, str]:
-    """(ffmpeg input format, default device) for this platform."""
+def camera_format() -> tuple[str, str | None]:
+    """(ffmpeg input format, default device) for this platform; on Windows the default is
+    the first camera DirectShow lists (there is no fixed name)."""
     if sys.platform == "darwin":
         return "avfoundation", "0:none"
     if sys.platform.startswith("win"):
-        return "dshow", "video=Integrated Camera"
+        return "dshow", None
     return "v4l2", "/dev/video0"
 
 
@@ -377,7 +378,16 @@ def open_video(video_in: str | None, camera: str | None, quality: str) -> VideoI
             SwitchableVideoTrack(player.video, width, height), f"file {video_in}", player
         )
     fmt, default_device = camera_format()
-    device = camera or default_device
+    if camera is None and default_device is None:
+        from .cameras import list_cameras
+
+        cameras = list_cameras()
+        if not cameras:
+            raise MediaError(
+                "no camera found", "`orga devices` lists them; --video-in testsrc|FILE or --no-video"
+            )
+        default_device = cameras[0].camera
+    device = camera or default_device or ""
     if fmt == "dshow" and camera and not camera.startswith("video="):
         device = f"video={camera}"
     options = {"video_size": f"{width}x{height}", "framerate": str(fps)}
