@@ -4,7 +4,7 @@ complete -c orga -n '__fish_use_subcommand' -a token -d 'Mint an ephemeral token
 complete -c orga -n '__fish_use_subcommand' -a ice -d 'Fetch the ICE servers (STUN/TURN) for a session, or probe them with --probe.'
 complete -c orga -n '__fish_use_subcommand' -a voices -d 'List the voices the model speaks with (shipped with orga; no request).'
 complete -c orga -n '__fish_use_subcommand' -a serve -d 'Run an Orga-compatible API server on loopback, for offline use and tests.'
-complete -c orga -n '__fish_use_subcommand' -a devices -d 'List audio input and output devices (PortAudio), the defaults marked.'
+complete -c orga -n '__fish_use_subcommand' -a devices -d 'List audio devices (PortAudio, the defaults marked) and cameras.'
 complete -c orga -n '__fish_use_subcommand' -a doctor -d 'Check that everything is ready for a call, each line ✓ or ✗ with the fix.'
 complete -c orga -n '__fish_use_subcommand' -a call -d 'Talk to the model: microphone and camera up, its voice down, the conversation on screen.'
 complete -c orga -n '__fish_use_subcommand' -a sdp -d 'Show an SDP'\''s structure; given an offer and an answer, pair them and warn.'

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from orga_cli import render
 from orga_cli.cli import app
 from orga_cli.errors import secrets
 
@@ -135,6 +136,10 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     config = tmp_path / "config" / "config.toml"
     monkeypatch.setenv("ORGA_CONFIG", str(config))
     secrets.clear()
+    # The consoles are made once per process and read COLUMNS then: a test that sets it
+    # gets consoles of its own, whichever test ran before it in this worker.
+    render.out_console.cache_clear()
+    render.err_console.cache_clear()
     return config
 
 

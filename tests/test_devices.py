@@ -157,7 +157,7 @@ def test_devices_that_come_and_go(pulse: Pulse, tmp_path: Path) -> None:
     time.sleep(2.0)
     modules = [line.split("\t")[0] for line in pulse.pactl("list", "short", "modules").splitlines()
                if "module-null-sink" in line]  # fmt: skip
-    for module in modules:
+    for module in reversed(modules):  # the mic's first: the speaker's stream has nowhere to go
         pulse.pactl("unload-module", module)
     player.wait(5)  # its sink went with them
     time.sleep(3.0)

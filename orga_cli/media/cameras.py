@@ -13,6 +13,7 @@ the FFmpeg call itself needs the platform.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 from dataclasses import dataclass
@@ -71,11 +72,11 @@ def ffmpeg_device_log(fmt: str, url: str) -> list[str]:
     old = av.logging.get_level()
     av.logging.set_level(av.logging.INFO)
     try:
-        with av.logging.Capture(True) as logs:
-            try:
-                av.open(url, format=fmt, options={"list_devices": "true"}).close()
-            except (av.FFmpegError, OSError, ValueError):
-                pass
+        with (
+            av.logging.Capture(True) as logs,
+            contextlib.suppress(av.FFmpegError, OSError, ValueError),
+        ):
+            av.open(url, format=fmt, options={"list_devices": "true"}).close()
     finally:
         av.logging.set_level(old)
     return [str(message) for _level, _name, message in logs]

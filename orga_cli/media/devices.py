@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -273,6 +274,7 @@ class Speaker:
         self.taps: list[Any] = []
         self._closing = False
         self.last_pull = time.monotonic()  # the last callback: the device's pace
+        self._underflows: deque[bool] = deque(maxlen=20)  # the last callbacks: underrun?
         self._stream = self._open()
         self.latency = float(self._stream.latency)
 
@@ -293,10 +295,14 @@ class Speaker:
         except Exception as exc:
             raise MediaError(f"cannot open the speaker {self.name} ({exc})", ALTERNATIVES) from exc
         self.last_pull = self.opened_at = time.monotonic()
+        self._underflows.clear()
         return stream
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         self.last_pull = time.monotonic()
+        # A device that vanished may keep PortAudio calling back, each time after an
+        # underrun it could not recover from: that is a dead device, not a live one.
+        self._underflows.append(bool(status.output_underflow))
         if not self.pulling:
             outdata.fill(0)
             return
@@ -315,6 +321,9 @@ class Speaker:
             return False
         if time.monotonic() - self.opened_at < 3.0:
             stall_s = 2.5  # a sound server may take a moment (a null sink: up to 2 s) to start
+        flags = list(self._underflows)
+        if len(flags) >= 10 and sum(flags) > 0.5 * len(flags):
+            return False
         return active and time.monotonic() - self.last_pull <= stall_s
 
     def reopen(self) -> None:

@@ -100,6 +100,7 @@ class LocalMedia:
         self._speaker_lost = self._speaker_tried = self._mic_tried = 0.0
         self._mic_lost: float | None = None
         self._underruns: deque[tuple[float, int]] = deque()
+        self._reopening: dict[str, asyncio.Future[None]] = {}
         # (device, "lost", "reopened" (its stream opened again) or "back" (sound flows again),
         # seconds it has been gone): for --events
         self.on_device: Callable[[str, str, float], None] = lambda device, what, seconds: None
@@ -357,11 +358,7 @@ class LocalMedia:
             return
         if now - self._speaker_tried >= REOPEN_EVERY_S and now - speaker.opened_at >= START_GRACE_S:
             self._speaker_tried = now
-            try:
-                speaker.reopen()
-                self.on_device("speaker", "reopened", now - self._speaker_lost)
-            except MediaError as exc:
-                log.info("the speaker is still gone: %s", exc.message)
+            self._reopen("speaker", speaker.reopen, self._speaker_lost)
 
     def _watch_microphone(self) -> None:
         """A microphone that stopped is opened again every second until blocks come."""
@@ -380,12 +377,26 @@ class LocalMedia:
             self.on_device("microphone", "lost", 0.5)
         elif now - self._mic_tried >= REOPEN_EVERY_S and now - mic.opened_at >= START_GRACE_S:
             self._mic_tried = now
+            self._reopen("microphone", mic.reopen, self._mic_lost)
+
+    def _reopen(self, device: str, reopen: Callable[[], None], lost_at: float) -> None:
+        """One attempt to open *device* again, in a thread: through a sound server that
+        has lost its devices an open can take seconds, and the loop carries the call."""
+        if device in self._reopening:
+            return
+
+        async def attempt() -> None:
             try:
-                mic.reopen()
-                log.info("the microphone is open again; waiting for its first block")
-                self.on_device("microphone", "reopened", now - self._mic_lost)
+                await asyncio.to_thread(reopen)
             except MediaError as exc:
-                log.info("the microphone is still gone: %s", exc.message)
+                log.info("the %s is still gone: %s", device, exc.message)
+            else:
+                log.info("the %s is open again; waiting for sound", device)
+                self.on_device(device, "reopened", time.monotonic() - lost_at)
+            finally:
+                self._reopening.pop(device, None)
+
+        self._reopening[device] = asyncio.ensure_future(attempt())
 
     def summary(self) -> dict[str, Any]:
         config, processor = self.config, self.processor
@@ -405,6 +416,8 @@ class LocalMedia:
 
     async def close(self) -> None:
         """Devices closed and every file complete, whatever ended the call."""
+        if self._reopening:
+            await asyncio.wait(list(self._reopening.values()), timeout=5)
         if self.source is not None:
             self.source.close()
         if self.video is not None:

@@ -384,7 +384,8 @@ def open_video(video_in: str | None, camera: str | None, quality: str) -> VideoI
         cameras = list_cameras()
         if not cameras:
             raise MediaError(
-                "no camera found", "`orga devices` lists them; --video-in testsrc|FILE or --no-video"
+                "no camera found",
+                "`orga devices` lists them; --video-in testsrc|FILE or --no-video",
             )
         default_device = cameras[0].camera
     device = camera or default_device or ""
