@@ -218,7 +218,9 @@ def test_warnings_name_the_fix(pulse: Pulse, tmp_path: Path) -> None:
         env,
     )
     wait_for_line(proc, "phase connected")
-    time.sleep(4.5)  # 3 s of digital silence and a check
+    deadline = time.monotonic() + 10  # 3 s of digital silence once the device runs, and a check
+    while time.monotonic() < deadline and "digital silence" not in events.read_text():
+        time.sleep(0.2)
     player = pulse.play(tone_file(tmp_path / "loud.wav", 440, 2, amplitude=1.0))
     player.wait(10)
     pulse.pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=mic",
