@@ -181,17 +181,21 @@ def test_devices_that_come_and_go(pulse: Pulse, tmp_path: Path) -> None:
     assert "Traceback" not in bare and "ALSA lib" not in bare and "Expression" not in bare
     assert "the speaker is back" in stderr and "the microphone is back" in stderr, stderr[-2000:]
     log = [json.loads(line) for line in events.read_text().splitlines()]
-    device = {(e["event"]["type"], e["event"]["device"]): e["t"] for e in log
-              if e["event"].get("type", "").startswith("orga.device")}  # fmt: skip
-    assert ("orga.device_lost", "speaker") in device and (
-        "orga.device_lost",
-        "microphone",
-    ) in device
+    changes = [(e["event"]["type"][len("orga.device_"):], e["event"]["device"], e["t"])
+               for e in log if e["event"].get("type", "").startswith("orga.device_")]  # fmt: skip
+
+    def first(what: str, name: str, after: float) -> float:
+        return min(
+            (t for w, n, t in changes if w == what and n == name and t >= after), default=1e18
+        )
+
     for name in ("speaker", "microphone"):
+        assert first("lost", name, 0) < back_at, (name, changes)
         # opened again within 2 s of coming back; sound flows once the device has started
-        # (a freshly loaded null sink's monitor takes ~2 s: PulseAudio's, not ours)
-        assert device[("orga.device_reopened", name)] - back_at <= 2.0, (name, device)
-        assert device[("orga.device_back", name)] - back_at <= 4.0, name
+        # (a freshly loaded null sink's monitor takes ~2 s: PulseAudio's, not ours). A
+        # later stall (the monitor recording below starts) may be lost and found again.
+        assert first("reopened", name, back_at - 0.5) - back_at <= 2.0, (name, changes)
+        assert first("back", name, back_at - 0.5) - back_at <= 4.0, (name, changes)
     heard, rate = wav(recording)
     assert rms(heard) > 300 and abs(dominant_hz(heard, rate) - 660) <= 10
     summary = json.loads(stdout)
