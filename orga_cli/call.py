@@ -429,6 +429,9 @@ class CallRunner:
                 await self._update_stats()
             self.ui.refresh()
         self.ended_by = session.end_reason or "error"
+        # The summary's counts are the call's last, not up to a second old.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._update_stats(), 2)
 
     # ------------------------------------------------------------------ callbacks
 
