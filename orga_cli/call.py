@@ -464,7 +464,7 @@ class CallRunner:
         """When the utterance a transcript line is about was said: your last turn, or the
         reply to it if it came in the last few seconds; else now."""
         now = time.time()
-        turns = self.media.turns.turns if self.media is not None and self.media.turns else []
+        turns = self.media.turns.turns if self.media is not None else []
         last = turns[-1] if turns else None
         if last is not None and speaker == "you" and now - last.end < 10:
             return last.start, last.end
@@ -480,7 +480,7 @@ class CallRunner:
 
     def _turn(self, turn: Any) -> None:
         """A reply was heard: the turn's latency on the panel and in --events."""
-        assert self.media is not None and self.media.turns is not None
+        assert self.media is not None
         latencies = self.media.turns.latencies_ms()
         self.view.turn_ms = turn.latency_ms
         self.view.turn_median_ms = statistics.median(latencies) if latencies else None

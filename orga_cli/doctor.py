@@ -216,17 +216,20 @@ class Doctor:
             "API key", OK, f"{mask(setting.value)} from {setting.source}; API {base.value}"
         )
 
-    def token(self) -> Check:
-        if not self.settings.value("api_key"):
-            return Check("token", SKIP, "no API key")
+    def _client(self) -> Any:
         from .api import SyncOrgaClient
 
-        with SyncOrgaClient(
+        return SyncOrgaClient(
             self.settings.value("base_url"),
             self.settings.value("api_key"),
             timeout=self.timeout,
             insecure_http=self.insecure_http,
-        ) as client:
+        )
+
+    def token(self) -> Check:
+        if not self.settings.value("api_key"):
+            return Check("token", SKIP, "no API key")
+        with self._client() as client:
             self._token = client.create_token(email=self.settings.value("email"))
         left = self._token.seconds_left()
         expiry = "no expiry in the token" if left is None else f"expires in {left:.0f} s"
@@ -235,15 +238,9 @@ class Doctor:
     def ice(self) -> Check:
         if self._token is None:
             return Check("ICE servers", SKIP, "no token")
-        from .api import SyncOrgaClient
         from .probe import probe_servers, verdict
 
-        with SyncOrgaClient(
-            self.settings.value("base_url"),
-            None,
-            timeout=self.timeout,
-            insecure_http=self.insecure_http,
-        ) as client:
+        with self._client() as client:
             servers = client.ice_servers(self._token)
         results = asyncio.run(probe_servers(servers, 5.0))
         usable, diagnosis = verdict(results)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -148,14 +147,13 @@ class MicrophoneSource:
     def reopen(self) -> None:
         """A microphone that stopped: open it again (MediaError while it is still gone).
         Blocks then flow into the same queue, and read() says it is back."""
-        with quiet_stderr():
+        _close_quietly(self._stream)
+        self._stream = self._open()
+        try:
+            self._stream.start()
+        except Exception as exc:
             _close_quietly(self._stream)
-            self._stream = self._open()
-            try:
-                self._stream.start()
-            except Exception as exc:
-                _close_quietly(self._stream)
-                raise MediaError(f"cannot start the microphone ({exc})", ALTERNATIVES) from exc
+            raise MediaError(f"cannot start the microphone ({exc})", ALTERNATIVES) from exc
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         block = indata[:, 0].copy()
@@ -215,24 +213,6 @@ class MicrophoneSource:
         _close_quietly(self._stream)
 
 
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """File descriptor 2 silenced for a moment: PortAudio's ALSA code and libasound print
-    a few lines for each failed open of a vanished device, straight onto the panel."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _close_quietly(stream: Any) -> None:
     try:
         stream.abort()  # not stop(): a vanished device may never drain its buffers
@@ -241,6 +221,8 @@ def _close_quietly(stream: Any) -> None:
         pass
 
 
+# A stream just opened may take this long to start (a PulseAudio null sink: ~2 s).
+START_GRACE_S = 2.5
 CLIP = 32_700  # a sample this loud was clipped by the input
 INPUT_LATENCY = "high"
 OUTPUT_LATENCY_S = 0.02
@@ -319,8 +301,8 @@ class Speaker:
             active = bool(self._stream.active)
         except Exception:
             return False
-        if time.monotonic() - self.opened_at < 3.0:
-            stall_s = 2.5  # a sound server may take a moment (a null sink: up to 2 s) to start
+        if time.monotonic() - self.opened_at < START_GRACE_S + 0.5:
+            stall_s = START_GRACE_S
         flags = list(self._underflows)
         if len(flags) >= 10 and sum(flags) > 0.5 * len(flags):
             return False
@@ -328,9 +310,8 @@ class Speaker:
 
     def reopen(self) -> None:
         """Open the device again (MediaError while it is still gone)."""
-        with quiet_stderr():
-            _close_quietly(self._stream)
-            self._stream = self._open()
+        _close_quietly(self._stream)
+        self._stream = self._open()
 
     def close(self) -> None:
         self._closing = True

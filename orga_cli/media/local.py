@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import MediaError
 from .audio import StereoWavWriter, WavWriter
+from .devices import START_GRACE_S
 from .receive import AudioReceiver, WallClockPull
 from .sources import (
     AudioSourceTrack,
@@ -42,9 +43,6 @@ log = logging.getLogger(__name__)
 
 Tap = Callable[[np.ndarray], None]
 REOPEN_EVERY_S = 0.5  # a device that went away is tried again this often
-START_GRACE_S = (
-    2.5  # a stream just opened may take this long to start (a PulseAudio null sink: ~2 s)
-)
 
 
 @dataclass
@@ -94,7 +92,10 @@ class LocalMedia:
         self._track: AudioSourceTrack | None = None
         self._recording = False
         self.echo_cancel: str | None = None  # the processing label, None without processing
-        self.turns: TurnTracker | None = None  # set up when the devices are open
+        # Your turns and the replies; the devices' latencies are added when they open.
+        self.turns = TurnTracker(
+            on_turn=lambda turn: self.on_turn(turn) if self.on_turn is not None else None
+        )
         self.microphone: Any = None  # media.devices.MicrophoneSource, when one is used
         self.reopened: dict[str, float] = {}  # device -> seconds it was gone, at its last return
         self._speaker_lost = self._speaker_tried = self._mic_tried = 0.0
@@ -135,11 +136,8 @@ class LocalMedia:
             self.both_recorder = StereoWavWriter(config.record_both)
         if self.speaker is None:
             self._pull_on_wall_clock()
-        self.turns = TurnTracker(
-            in_latency=self.source.latency if self.source is not None else 0.0,
-            out_latency=self.speaker.latency if self.speaker is not None else 0.0,
-            on_turn=lambda turn: self.on_turn(turn) if self.on_turn is not None else None,
-        )
+        self.turns.in_latency = self.source.latency if self.source is not None else 0.0
+        self.turns.out_latency = self.speaker.latency if self.speaker is not None else 0.0
 
     def _open_audio_in(self) -> BlockSource:
         config = self.config
@@ -251,8 +249,7 @@ class LocalMedia:
             self.mic_recorder.write(block)
         if self.both_recorder is not None:
             self.both_recorder.write(0, block)
-        if self.turns is not None:
-            self.turns.sent(block)
+        self.turns.sent(block)
         for tap in self.sent_taps:
             tap(block)
 
@@ -262,8 +259,7 @@ class LocalMedia:
                 self.recorder.write(samples)
             if self.both_recorder is not None:
                 self.both_recorder.write(1, samples)
-            if self.turns is not None:
-                self.turns.played(samples)
+            self.turns.played(samples)
         for tap in self.played_taps:
             tap(samples)
 
@@ -322,7 +318,7 @@ class LocalMedia:
         if processor is not None and processor.options.aec:
             erle = processor.erle_db()
             return erle is not None and erle < 6.0
-        if self.microphone is None or self.speaker is None or self.turns is None:
+        if self.microphone is None or self.speaker is None:
             return False
         return self.turns.echo_suspected()
 
@@ -409,7 +405,7 @@ class LocalMedia:
             "mic_overflows": self.source.overflows if self.source is not None else 0,
             "processing": processor.options.label() if processor else "off",
             "erle_db_estimate": None if erle is None else round(erle, 1),
-            **(self.turns.summary() if self.turns is not None else TurnTracker().summary()),
+            **self.turns.summary(),
         }
 
     # ------------------------------------------------------------------ close

@@ -74,6 +74,7 @@ class EnergyVad:
         self.speaking = False
         self.started: float | None = None  # the first loud block of this run
         self.last_loud: float | None = None  # the end of the last loud block
+        self.loud = False  # the last block's decision
 
     def update(self, db: float, at: float, seconds: float) -> str | None:
         """One block of *seconds* ending at *at*: "start", "end" (of speech) or None."""
@@ -81,7 +82,7 @@ class EnergyVad:
             self.floor = max(-90.0, db)
         else:
             self.floor = min(db, self.floor + 3.0 * seconds)
-        loud = db > max(self.min_dbfs, self.floor + self.margin_db)
+        loud = self.loud = db > max(self.min_dbfs, self.floor + self.margin_db)
         if loud:
             if self.started is None:
                 self.started = at - seconds
@@ -130,10 +131,8 @@ class TurnTracker:
         at = self._clock() - self.in_latency
         seconds = block.size / 48_000
         with self._lock:
-            db = level_dbfs(block)
-            event = self._you.update(db, at, seconds)
-            floor = self._you.floor if self._you.floor is not None else -90.0
-            self._overlap.append((self._model.speaking, db > max(-50.0, floor + 12.0)))
+            event = self._you.update(level_dbfs(block), at, seconds)
+            self._overlap.append((self._model.speaking, self._you.loud))
             if event == "start":
                 if self._waiting is not None:
                     self._waiting.barged_in = True
