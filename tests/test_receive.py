@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from orga_cli.media.opus import FRAME, RATE, Decoder, Encoder
-from orga_cli.media.receive import AudioReceiver, accelerate, expand
+from orga_cli.media.receive import AudioReceiver, _quiet, accelerate, expand, restretch_quiet
 
 PULL = 480  # 10 ms, as a sound card asks
 
@@ -198,6 +198,58 @@ def test_stretching_keeps_a_periodic_signal_seamless() -> None:
     assert np.max(np.abs(np.diff(longer.astype(int)))) <= 1.2 * np.max(
         np.abs(np.diff(x.astype(int)))
     )
+
+
+class Watched(AudioReceiver):
+    """Notes each stretch: (when, samples added or removed, was the frame quiet)."""
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.changes: list[tuple[float, int, bool]] = []
+
+    def _stretch(self, frame: np.ndarray, error_s: float, target_s: float) -> np.ndarray:
+        out = super()._stretch(frame, error_s, target_s)
+        if out.size != frame.size:
+            self.changes.append((self._clock(), out.size - frame.size, _quiet(frame)))
+        return out
+
+
+def test_start_up_cushion_is_given_back_in_the_first_pause_at_once() -> None:
+    """On a clean link the 40 ms start-up cushion is not cut out of the first words
+    period by period (PESQ-WB marks each change of delay within an utterance, and a
+    cut period is heard): it goes in the first pause, in one go."""
+    pk = packets(6)
+    clock = Clock()
+    rx = Watched(clock=clock)
+    start = clock.now
+    arrivals = clean(pk)
+    i, t = 0, 0.0
+    while t < 6.0:
+        while i < len(arrivals) and arrivals[i][0] <= t:
+            clock.now = start + arrivals[i][0]
+            rx.insert(arrivals[i][2], arrivals[i][1], ssrc=1)
+            i += 1
+        clock.now = start + t
+        rx.pull(PULL)
+        t += PULL / RATE
+    assert rx.changes, "the start-up cushion was never given back"
+    assert all(quiet for _, _, quiet in rx.changes)  # nothing cut out of the voice
+    first = [c for c in rx.changes if c[0] - start < 2.2]
+    removed = -sum(n for _, n, _ in first)
+    assert removed >= 0.015 * RATE  # most of the cushion, in the first pause (1.5-2.0 s)
+    assert all(1.5 <= when - start < 2.2 for when, _, _ in first)
+    assert max(when for when, _, _ in first) - min(when for when, _, _ in first) < 0.1
+    assert rx.buffer_ms is not None and rx.buffer_ms < rx.target_ms + 10
+
+
+@pytest.mark.parametrize("change", [-720, -240, 240, 720, 2000, -2000])
+def test_a_quiet_frame_is_restretched_by_up_to_15_ms(change: int) -> None:
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal(FRAME) * 30).astype(np.int16)  # -60 dBFS: quiet
+    out = restretch_quiet(x, change)
+    bounded = max(-720, min(720, change))
+    assert out.size == x.size + bounded
+    assert np.max(np.abs(out.astype(int))) <= np.max(np.abs(x.astype(int)))
 
 
 def test_a_decoder_conceals_and_recovers() -> None:

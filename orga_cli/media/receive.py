@@ -14,15 +14,19 @@ It never answers a pull with a hole:
   in the last few seconds, plus the time one pull takes, plus a margin of a
   quarter of that jitter (at most 20 ms), between ``min_ms`` and ``max_ms``. It
   rises as soon as a late packet is seen and falls as the window forgets it.
-- D is moved toward the target by time-stretching the decoded audio: one pitch
-  period is removed (accelerate) or repeated (expand) with a cross-fade on
-  voiced frames, any 10 ms on quiet ones. Nothing is dropped, no silence is
-  inserted to re-buffer; the same mechanism absorbs clock drift between the
-  sender and the sound card.
+- D is moved toward the target by time-stretching the decoded audio, in pauses
+  first: once three frames in a row are quiet, D is brought back to the target
+  at once (up to 15 ms of each quiet frame repeated or taken out). Within speech
+  only when it must: one pitch period repeated (expand) when D is a band below the
+  target, removed (accelerate) when three bands (and 50 ms) above, with a
+  cross-fade. Nothing is dropped, no silence is inserted to re-buffer; the same
+  mechanism absorbs clock drift between the sender and the sound card.
 - A frame that is needed and missing is recovered from the in-band FEC copy in
-  the next packet when there is one. Otherwise it is waited for (concealed 10 ms
-  at a time without moving on) while it is not much later than packets have
-  lately been; past that, it is lost and concealed by the Opus decoder's PLC.
+  the next packet when there is one. Otherwise it is waited for while it is not
+  much later than packets have lately been: in voiced audio by playing the last
+  pitch period again (up to 20 ms; it ends where the audio ended, so the late
+  frame joins it seamlessly), then by the decoder's concealment, 10 ms at a time
+  without moving on. Past that, it is lost and concealed by the Opus decoder's PLC.
   After an outage the stream jumps to the first packet back, so the delay is
   what it was before, and the outage itself was filled
   with concealment and silence: what was pulled is always as long as the wall
@@ -57,6 +61,9 @@ QUIET = 100.0  # RMS below this (-50 dBFS) is stretched without looking for a pe
 MIN_PERIOD, MAX_PERIOD = RATE // 400, RATE // 100  # 2.5 to 10 ms: 100 to 400 Hz
 DECIMATE = 4
 WAIT = RATE // 100  # concealment while waiting for a late packet goes in 10 ms steps
+PAUSE = 3  # quiet frames in a row (60 ms at 20 ms) that make a pause, where delay is cut
+BRIDGE = RATE // 50  # at most 20 ms of stretching to wait for one late frame
+VOICED_CUT_S = 0.05  # an excess that is cut out of speech without waiting for a pause
 
 
 @dataclass
@@ -184,6 +191,9 @@ class AudioReceiver:
         self._playing = False
         self._waited = 0  # samples concealed while waiting for the frame at self._next
         self._recent: deque[int] = deque(maxlen=64)  # decoded timestamps, to tell duplicates
+        self._quiet_run = 0  # quiet frames in a row, the one being decoded included
+        self._bridged = 0  # samples stretched while waiting for the frame at self._next
+        self._played = np.zeros(0, np.int16)  # the last 20 ms handed out
         self._estimator.reset()
 
     # ------------------------------------------------------------------ input
@@ -266,6 +276,7 @@ class AudioReceiver:
             while self._sync.size < n:
                 self._produce()
             out, self._sync = self._sync[:n], self._sync[n:]
+            self._played = np.concatenate([self._played, out])[-2 * MAX_PERIOD :]
             self.stats.samples_out += n
             return out
 
@@ -281,6 +292,7 @@ class AudioReceiver:
             self._recent.append(self._next)
             self._next += max(frame.size, 1)
             self._waited = 0
+            self._bridged = 0
             self.stats.decoded += 1
             self.stats.delay_sum += max(0.0, self._clock() + self._sync.size / RATE - arrival)
             self.stats.delay_count += 1
@@ -288,16 +300,18 @@ class AudioReceiver:
                 self.fec_seen = True
             self._append(self._stretch(frame, delay - target, target))
             return
-        future = min(self._packets) if self._packets else None
-        fec_ready = future == self._next + FRAME and has_fec(self._packets[future][0])
-        if future is None or (not fec_ready and delay < self.max_s and self._may_still_come()):
-            # Nothing to play yet, or the frame may still come: conceal and wait for it,
-            # 10 ms at a time, so that a packet a little late adds as little as it can.
-            if future is None and self._waited == 0:
+        if self._waits(delay):
+            # Nothing to play yet, or the frame may still come: wait for it, by a
+            # repeated period or concealment 10 ms at a time, so that a packet a
+            # little late adds as little as it can.
+            if not self._packets and self._waited == 0:
                 self.stats.underruns += 1
+            if self._bridge():
+                return
             self._waited += WAIT
             self._conceal(self._decoder.conceal(WAIT))
             return
+        future = min(self._packets)  # there is one, or the frame would be waited for
         gap = future - self._next
         if self._waited >= gap or (gap > FRAME and delay - gap / RATE >= 0.75 * target):
             # What is missing has been filled while waiting (or, after an outage, the
@@ -317,6 +331,39 @@ class AudioReceiver:
         else:
             self._conceal(self._decoder.conceal(FRAME))
         self._next += FRAME
+
+    def _waits(self, delay: float) -> bool:
+        """Is the missing frame at self._next to be waited for (nothing later is here,
+        or it may still come and no FEC copy stands in for it)?"""
+        assert self._next is not None
+        if not self._packets:
+            return True
+        future = min(self._packets)
+        fec_ready = future == self._next + FRAME and has_fec(self._packets[future][0])
+        return not fec_ready and delay < self.max_s and self._may_still_come()
+
+    def _bridge(self) -> bool:
+        """Wait for a late frame by playing the last pitch period once more.
+
+        The period is found in the last 20 ms played or in hand; repeated, it goes on
+        from where the audio stands and ends where it ended, so the late frame joins
+        it seamlessly (a decoder's concealment does not: its own join is a step).
+        Up to BRIDGE per missing frame, in voiced audio only; otherwise, or beyond
+        that, the wait is concealed.
+        """
+        if self._bridged >= BRIDGE:
+            return False
+        recent = np.concatenate([self._played, self._sync])[-2 * MAX_PERIOD :]
+        if recent.size < 2 * MAX_PERIOD or _quiet(recent):
+            return False
+        lag, similarity = _period(recent, MAX_PERIOD)
+        if lag == 0 or similarity < 0.9:
+            return False
+        self._append(recent[-lag:].copy())
+        self._bridged += lag
+        self._waited += lag
+        self.stats.expanded += lag
+        return True
 
     def _may_still_come(self) -> bool:
         """Is the missing frame at self._next much later than any packet lately? Then it is lost.
@@ -340,28 +387,41 @@ class AudioReceiver:
         self._append(frame)
 
     def _stretch(self, frame: np.ndarray, error_s: float, target_s: float) -> np.ndarray:
-        """Bring D toward the target by up to one pitch period of this frame.
+        """Bring D toward the target by time-stretching this frame.
 
-        D is left alone within a band around the target (10 ms, or a fifth of the
-        target). Below it, the next late packet would be an underrun (concealment, which
-        is worse than a repeated period), so any frame is expanded. Above it, nothing is
-        at risk but delay: quiet frames are shortened once D is 1.5 bands high (it
-        cannot be heard, and speech pauses every few seconds; PESQ-WB still marks each
-        cut, so a few ms of delay are not worth one), voiced ones only when D is three
-        bands high, since even a clean period cut is heard as a small warble.
+        In a pause (PAUSE quiet frames in a row, this one included) D is brought
+        back at once, both ways (from a band above to half a band above the target,
+        from half a band below to the target): nobody hears a stretch
+        of near-silence repeated or taken out, and the speech on either side stays
+        whole (PESQ-WB marks each change of delay within an utterance). Within
+        speech D is left alone inside a band around the target (10 ms, or a fifth
+        of the target) and beyond it changed by one pitch period per frame: below
+        the band the next late packet would be an underrun (concealment, worse than
+        a repeated period), so it is expanded at once; above it nothing is at risk
+        but delay, and a period cut is heard as a small warble, so it waits for a
+        pause unless D is three bands (and at least 50 ms) high: the start-up cushion
+        on a clean link is less than that, and goes in the first pause.
         """
+        quiet = _quiet(frame)
+        self._quiet_run = self._quiet_run + 1 if quiet else 0
+        if frame.size < 2 * MAX_PERIOD:
+            return frame
         band = max(0.010, 0.2 * target_s)
-        if -band < error_s < 1.5 * band or frame.size < 2 * MAX_PERIOD:
-            return frame
-        if 0 < error_s < 3 * band and not _quiet(frame):
-            return frame
-        want = min(MAX_PERIOD, int(abs(error_s) * RATE))
-        if error_s > 0:
-            out = accelerate(frame, want)
-            self.stats.accelerated += frame.size - out.size
+        if self._quiet_run >= PAUSE and (error_s >= band or error_s <= -0.5 * band):
+            # In a pause, in one go: down to half a band above the target (a little
+            # to spare), or up to the target.
+            rest = 0.5 * band if error_s > 0 else 0.0
+            out = restretch_quiet(frame, int((rest - error_s) * RATE))
+        elif error_s <= -band:
+            out = expand(frame, int(-error_s * RATE))
+        elif error_s >= max(3 * band, VOICED_CUT_S):
+            out = accelerate(frame, int(error_s * RATE))
         else:
-            out = expand(frame, want)
+            return frame
+        if out.size > frame.size:
             self.stats.expanded += out.size - frame.size
+        else:
+            self.stats.accelerated += frame.size - out.size
         return out
 
     # ------------------------------------------------------------------ state
@@ -431,12 +491,33 @@ def accelerate(frame: np.ndarray, want: int) -> np.ndarray:
     out = crossfade(x[0:L] fading out, x[L:2L] fading in) + x[2L:]: seamless at
     both ends, and inaudible where x repeats with period L.
     """
+    if _quiet(frame):
+        return restretch_quiet(frame, -want)
     lag = _stretch_lag(frame, want)
     if lag == 0:
         return frame
     down, up = _fade(lag)
     head = frame[:lag] * down + frame[lag : 2 * lag] * up
     return np.concatenate([np.round(head).astype(np.int16), frame[2 * lag :]])
+
+
+def restretch_quiet(frame: np.ndarray, change: int) -> np.ndarray:
+    """A quiet *frame* made *change* samples longer (> 0) or shorter (< 0) at once.
+
+    out = x[:j] + crossfade(x[j:j+F] fading out, x[k:k+F] fading in) + x[k+F:] with
+    k = j - change, both around the middle: a stretch of the frame is repeated or taken
+    out, joined by a 2.5 ms cross-fade F. At most 15 ms per 20 ms frame.
+    """
+    fade = RATE // 400
+    limit = frame.size - 2 * fade
+    change = max(-limit, min(limit, change))
+    if change == 0:
+        return frame
+    j = (frame.size - fade + change) // 2
+    k = j - change
+    down, up = _fade(fade)
+    joint = frame[j : j + fade] * down + frame[k : k + fade] * up
+    return np.concatenate([frame[:j], np.round(joint).astype(np.int16), frame[k + fade :]])
 
 
 def expand(frame: np.ndarray, want: int) -> np.ndarray:
