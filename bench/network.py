@@ -13,6 +13,7 @@ jitter_buffer_ms.mean, Chromium's jitterBufferDelay / jitterBufferEmittedCount.
 
 Usage (as root it moves itself into a network namespace with only loopback):
     python bench/network.py [--calls 3] [--seconds 15] [--profile NAME ...] [--json]
+                            [--first-seed 7] [--keep DIR]
 Needs: pulseaudio, pulseaudio-utils, chromium, espeak-ng, sox, and `pip install pesq`.
 """
 
@@ -376,6 +377,12 @@ def main() -> None:
     parser.add_argument("--profile", action="append", choices=sorted(PROFILES))
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", type=Path, help="keep the recordings in this folder")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=7,
+        help="call i uses seed FIRST_SEED + i; another value samples other packet fates",
+    )
     args = parser.parse_args()
     network = isolate_network()
     for tool in ("pulseaudio", "parecord", "chromium", "espeak-ng", "sox"):
@@ -405,7 +412,7 @@ def main() -> None:
                     # packet fates in call i, and the calls sample different ones (where a
                     # loss falls in the passage moves PESQ more than anything else).
                     flags = (
-                        ["--network", PROFILES[name], "--seed", str(7 + i)]
+                        ["--network", PROFILES[name], "--seed", str(args.first_seed + i)]
                         if PROFILES[name]
                         else []
                     )
