@@ -56,6 +56,16 @@ def fail(exc: OrgaError) -> NoReturn:
     raise typer.Exit(int(exc.exit_code))
 
 
+def _leave_if_stuck(code: int) -> None:
+    """Exit now if a device open is still blocked in PortAudio (the call's outputs are
+    written by then): PortAudio's own exit handler would wait on it for good."""
+    devices = sys.modules.get("orga_cli.media.devices")
+    if devices is not None and devices.stuck():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def run(work: Callable[[], T]) -> T:
     """The error boundary of every command."""
     try:
@@ -1216,6 +1226,7 @@ def call(
         return int(outcome.exit_code)
 
     code = run(work)
+    _leave_if_stuck(code)
     if code:
         raise typer.Exit(code)
 

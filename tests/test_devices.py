@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -200,6 +202,47 @@ def test_devices_that_come_and_go(pulse: Pulse, tmp_path: Path) -> None:
     assert rms(heard) > 300 and abs(dominant_hz(heard, rate) - 660) <= 10
     summary = json.loads(stdout)
     assert summary["ended_by"] == "duration"
+
+
+def test_a_sound_server_that_stops_answering_does_not_hold_the_call(
+    pulse: Pulse, tmp_path: Path
+) -> None:
+    """PulseAudio frozen (SIGSTOP, as a hung sound server) after the devices went: the
+    speaker's re-open blocks in PortAudio for good. The call still ends when it should,
+    prints its summary and exits, instead of waiting on PortAudio at the end."""
+    assert pulse.process is not None
+    env = orga_env(pulse)
+    record = tmp_path / "call.wav"
+    proc = start_orga(
+        ["call", "--sandbox", "--no-video", "--duration", "8", "--json", "-v",
+         "--record", str(record)],
+        env,
+    )  # fmt: skip
+    wait_for_line(proc, "phase connected")
+    time.sleep(1.0)
+    modules = [line.split("\t")[0] for line in pulse.pactl("list", "short", "modules").splitlines()
+               if "module-null-sink" in line]  # fmt: skip
+    for module in reversed(modules):
+        pulse.pactl("unload-module", module)
+    time.sleep(1.5)  # the speaker is found gone; its first re-open comes after START_GRACE_S
+    os.kill(pulse.process.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    try:
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        os.kill(pulse.process.pid, signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert time.monotonic() - started < 20
+    summary = json.loads(stdout)
+    assert summary["ended_by"] == "duration"
+    # the recording was closed and is whole: a WAV as long as the summary says
+    with wave.open(str(record)) as w:
+        assert w.getnframes() / w.getframerate() == pytest.approx(
+            summary["record_seconds"], abs=0.05
+        )
+    assert summary["record_seconds"] > 6
 
 
 def test_warnings_name_the_fix(pulse: Pulse, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ and that error becomes a MediaError naming the package.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import sys
@@ -219,6 +220,33 @@ def _close_quietly(stream: Any) -> None:
         stream.close()
     except Exception:  # a vanished device may refuse even to close
         pass
+
+
+_OPENER: concurrent.futures.ThreadPoolExecutor | None = None
+_PENDING: set[concurrent.futures.Future[None]] = set()
+
+
+def in_thread(work: Callable[[], None]) -> asyncio.Future[None]:
+    """*work* (a device open) on orga's one device-opening thread; its outcome as a future.
+
+    One thread, so that PortAudio never opens two streams at once; not the loop's
+    executor, which the loop joins when it closes: a sound server that stopped
+    answering can hold a PortAudio call for good (seen under load: Pa_StartStream
+    through PulseAudio, after its sinks went and came back), and the call would never
+    end. ``stuck()`` tells the CLI to leave without waiting for it.
+    """
+    global _OPENER
+    if _OPENER is None:
+        _OPENER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="orga-open")
+    submitted = _OPENER.submit(work)
+    _PENDING.add(submitted)
+    submitted.add_done_callback(_PENDING.discard)
+    return asyncio.wrap_future(submitted)
+
+
+def stuck() -> bool:
+    """Is a device open still running in PortAudio (a sound server that stopped answering)?"""
+    return bool(_PENDING)
 
 
 # A stream just opened may take this long to start (a PulseAudio null sink: ~2 s).

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import MediaError
 from .audio import StereoWavWriter, WavWriter
-from .devices import START_GRACE_S
+from .devices import START_GRACE_S, in_thread
 from .receive import AudioReceiver, WallClockPull
 from .sources import (
     AudioSourceTrack,
@@ -383,7 +383,7 @@ class LocalMedia:
 
         async def attempt() -> None:
             try:
-                await asyncio.to_thread(reopen)
+                await in_thread(reopen)
             except MediaError as exc:
                 log.info("the %s is still gone: %s", device, exc.message)
             else:
@@ -412,14 +412,20 @@ class LocalMedia:
 
     async def close(self) -> None:
         """Devices closed and every file complete, whatever ended the call."""
+        if self.puller is not None:  # first: the recordings end when the call does
+            await self.puller.stop()
+            self.puller = None
         if self._reopening:
-            await asyncio.wait(list(self._reopening.values()), timeout=5)
+            _, pending = await asyncio.wait(list(self._reopening.values()), timeout=5)
+            if pending:
+                names = ", ".join(sorted(self._reopening))
+                log.warning("the sound server did not answer an open of the %s in 5 s", names)
+                for attempt in pending:
+                    attempt.cancel()
         if self.source is not None:
             self.source.close()
         if self.video is not None:
             self.video.close()
-        if self.puller is not None:
-            await self.puller.stop()
         if self.speaker is not None:
             self.speaker.close()
         for recorder in (self.recorder, self.mic_recorder, self.both_recorder):
