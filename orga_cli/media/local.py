@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MediaError
-from .audio import StereoWavWriter, WavWriter
+from .audio import RATE, StereoWavWriter, WavWriter
 from .devices import START_GRACE_S, in_thread
 from .receive import AudioReceiver, WallClockPull
 from .sources import (
@@ -91,6 +91,7 @@ class LocalMedia:
         self.muted = config.muted
         self._track: AudioSourceTrack | None = None
         self._recording = False
+        self._recording_since: float | None = None  # when recording began, until its first block
         self.echo_cancel: str | None = None  # the processing label, None without processing
         # Your turns and the replies; the devices' latencies are added when they open.
         self.turns = TurnTracker(
@@ -235,6 +236,7 @@ class LocalMedia:
     def start_recording(self) -> None:
         """Received audio is recorded from the call's first connection on."""
         self._recording = True
+        self._recording_since = time.monotonic()
 
     @property
     def audio_in_label(self) -> str:
@@ -256,6 +258,14 @@ class LocalMedia:
     def _played(self, samples: np.ndarray) -> None:
         if self._recording:
             if self.recorder is not None:
+                if self._recording_since is not None:
+                    # The first block since the call connected: a speaker whose stream
+                    # starts late (a PulseAudio null sink: ~0.6 s) played silence until
+                    # now, and the recording keeps the wall clock.
+                    late = time.monotonic() - self._recording_since
+                    self._recording_since = None
+                    if late > 0.02:
+                        self.recorder.write(np.zeros(int(late * RATE), np.int16))
                 self.recorder.write(samples)
             if self.both_recorder is not None:
                 self.both_recorder.write(1, samples)
