@@ -10,6 +10,9 @@ the remote track of a page that makes the same calls as the official web SDK. Th
 recorded loop is aligned with the reference and scored with PESQ-WB (ITU-T P.862.2, 16
 kHz), from the call's first audio and in steady state (2 s later). Each receiver's buffer delay comes from its own stats: orga's --json
 jitter_buffer_ms.mean, Chromium's jitterBufferDelay / jitterBufferEmittedCount.
+Besides each side's medians, the difference call by call (both receivers met the
+same packet fates): its median, mean and worst, the fairest comparison, since a
+call's score on a jittery link is bimodal (one wait for a very late frame or none).
 
 Usage (as root it moves itself into a network namespace with only loopback):
     python bench/network.py [--calls 3] [--seconds 15] [--profile NAME ...] [--json]
@@ -32,6 +35,7 @@ import threading
 import time
 import urllib.parse
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -446,6 +450,11 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
+    report(results)
+
+
+def report(results: dict[str, Any]) -> None:
+    """The run's figures as text."""
     print(f"receive component per 20 ms frame: {results['receiver_cost']}")
     print("PESQ-WB medians (whole: from the call's first audio; steady: from 2 s later)")
     head = ("profile", "orga", "Chr.", "Δ", "steady", "Chr.", "Δ", "orga ms", "Chr. ms")
@@ -461,6 +470,16 @@ def main() -> None:
             "{:18s} {!s:>6} {!s:>6} {!s:>6} | {!s:>6} {!s:>6} {!s:>6} | {!s:>8} {!s:>8}".format(
                 name, *cells
             )
+        )
+    print("Per call, orga − Chromium on the same packet fates: median / mean (worst)")
+    for name, s in results["profiles"].items():
+        p = s["per_call_orga_minus_chromium"]
+        print(
+            f"{name:18s} whole {p['pesq_wb']['median']} / {p['pesq_wb']['mean']}"
+            f" ({p['pesq_wb']['worst']})  steady {p['pesq_wb_steady']['median']}"
+            f" / {p['pesq_wb_steady']['mean']} ({p['pesq_wb_steady']['worst']})"
+            f"  buffer ms {p['buffer_ms']['median']} / {p['buffer_ms']['mean']}"
+            f" ({p['buffer_ms']['worst']})"
         )
 
 
@@ -493,7 +512,27 @@ def summarize(link: str, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any
     summary["buffer_orga_minus_chromium_ms"] = _minus(
         o["buffer_ms_median"], c["buffer_ms_median"], 1
     )
+    # Call i met the same packet fates in both receivers: the fairest comparison is call
+    # by call (a call's score is bimodal on a jittery link, which the medians above hide).
+    pairs = list(zip(rows["orga"], rows["chromium"], strict=True))
+    summary["per_call_orga_minus_chromium"] = {
+        key: _spread([_minus(a.get(key), b.get(key), 3) for a, b in pairs], worst)
+        for key, worst in (("pesq_wb", min), ("pesq_wb_steady", min), ("buffer_ms", max))
+    }
     return summary
+
+
+def _spread(
+    values: list[float | None], worst: Callable[[list[float]], float]
+) -> dict[str, float | None]:
+    got = [v for v in values if v is not None]
+    if not got:
+        return {"median": None, "mean": None, "worst": None}
+    return {
+        "median": round(statistics.median(got), 2),
+        "mean": round(statistics.mean(got), 2),
+        "worst": round(worst(got), 2),
+    }
 
 
 if __name__ == "__main__":
