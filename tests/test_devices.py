@@ -134,6 +134,15 @@ def test_sound_server_vanishing_mid_call(pulse: Pulse, tmp_path: Path) -> None:
     assert len(wav(rec)[0]) > 5 * 48000  # the call and its recording went on
 
 
+def unload_null_sinks(pulse: Pulse) -> None:
+    """Both virtual devices gone at once, as an unplugged headset: the microphone's sink
+    first, so that the speaker's stream has nowhere to be moved to."""
+    modules = [line.split("\t")[0] for line in pulse.pactl("list", "short", "modules").splitlines()
+               if "module-null-sink" in line]  # fmt: skip
+    for module in reversed(modules):
+        pulse.pactl("unload-module", module)
+
+
 def test_devices_that_come_and_go(pulse: Pulse, tmp_path: Path) -> None:
     """Both PulseAudio devices unloaded mid-call (an unplugged headset: the streams have
     nowhere to go): reported, the call goes on, and both are opened again within 2 s of
@@ -157,10 +166,7 @@ def test_devices_that_come_and_go(pulse: Pulse, tmp_path: Path) -> None:
     )
     wait_for_line(proc, "phase connected")
     time.sleep(2.0)
-    modules = [line.split("\t")[0] for line in pulse.pactl("list", "short", "modules").splitlines()
-               if "module-null-sink" in line]  # fmt: skip
-    for module in reversed(modules):  # the mic's first: the speaker's stream has nowhere to go
-        pulse.pactl("unload-module", module)
+    unload_null_sinks(pulse)
     player.wait(5)  # its sink went with them
     time.sleep(3.0)
     pulse.pactl("load-module", "module-null-sink", "sink_name=speaker", "rate=48000", "channels=2")
@@ -220,10 +226,7 @@ def test_a_sound_server_that_stops_answering_does_not_hold_the_call(
     )  # fmt: skip
     wait_for_line(proc, "phase connected")
     time.sleep(1.0)
-    modules = [line.split("\t")[0] for line in pulse.pactl("list", "short", "modules").splitlines()
-               if "module-null-sink" in line]  # fmt: skip
-    for module in reversed(modules):
-        pulse.pactl("unload-module", module)
+    unload_null_sinks(pulse)
     time.sleep(1.5)  # the speaker is found gone; its first re-open comes after START_GRACE_S
     os.kill(pulse.process.pid, signal.SIGSTOP)
     started = time.monotonic()

@@ -47,11 +47,15 @@ class Clock:
 
 
 def run(
-    arrivals: list[tuple[float, int, bytes]], seconds: float, *, device_rate: float = 1.0
+    arrivals: list[tuple[float, int, bytes]],
+    seconds: float,
+    *,
+    device_rate: float = 1.0,
+    receiver: type[AudioReceiver] = AudioReceiver,
 ) -> tuple[AudioReceiver, np.ndarray]:
     """Insert packets at their arrival times while a device pulls 10 ms blocks."""
     clock = Clock()
-    rx = AudioReceiver(clock=clock)
+    rx = receiver(clock=clock)
     start = clock.now
     events = sorted(arrivals, key=lambda e: e[0])
     step = PULL / (RATE * device_rate)
@@ -218,20 +222,9 @@ def test_start_up_cushion_is_given_back_in_the_first_pause_at_once() -> None:
     """On a clean link the 40 ms start-up cushion is not cut out of the first words
     period by period (PESQ-WB marks each change of delay within an utterance, and a
     cut period is heard): it goes in the first pause, in one go."""
-    pk = packets(6)
-    clock = Clock()
-    rx = Watched(clock=clock)
-    start = clock.now
-    arrivals = clean(pk)
-    i, t = 0, 0.0
-    while t < 6.0:
-        while i < len(arrivals) and arrivals[i][0] <= t:
-            clock.now = start + arrivals[i][0]
-            rx.insert(arrivals[i][2], arrivals[i][1], ssrc=1)
-            i += 1
-        clock.now = start + t
-        rx.pull(PULL)
-        t += PULL / RATE
+    rx, _ = run(clean(packets(6)), 6.0, receiver=Watched)
+    assert isinstance(rx, Watched)
+    start = Clock().now
     assert rx.changes, "the start-up cushion was never given back"
     assert all(quiet for _, _, quiet in rx.changes)  # nothing cut out of the voice
     first = [c for c in rx.changes if c[0] - start < 2.2]

@@ -235,8 +235,8 @@ class LocalMedia:
 
     def start_recording(self) -> None:
         """Received audio is recorded from the call's first connection on."""
+        self._recording_since = time.monotonic()  # before the flag: the speaker's thread reads both
         self._recording = True
-        self._recording_since = time.monotonic()
 
     @property
     def audio_in_label(self) -> str:
