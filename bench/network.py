@@ -50,6 +50,7 @@ PROFILES = {
     "jitter30": "down=delay:40ms,jitter:30ms",
     "jitter30-inorder": "down=delay:40ms,jitter:30ms,inorder",
     "mixed": "down=loss:3%,delay:40ms,jitter:20ms,reorder:5%",
+    "outage3s": "down=outage:3s@4s",
 }
 
 TEXT = (

@@ -55,7 +55,7 @@ complete -c orga -n '__fish_seen_subcommand_from serve' -l ice-credential -r -d 
 complete -c orga -n '__fish_seen_subcommand_from serve' -l reply -r -d 'What the sandbox'\''s peer sends back: an echo of what it hears, each utterance again --echo-delay after it ends (parrot: turn-taking like a model'\''s), silence, or a file looped as the model'\''s voice.'
 complete -c orga -n '__fish_seen_subcommand_from serve' -l echo-delay -r -d 'Seconds before the sandbox echoes what it hears.'
 complete -c orga -n '__fish_seen_subcommand_from serve' -l save-received -r -d 'Write one WAV per call of exactly what the sandbox received.'
-complete -c orga -n '__fish_seen_subcommand_from serve' -l network -r -d 'Impair each call'\''s media through a UDP relay, per direction, e.g. '\''down=loss:5%,delay:40ms,jitter:30ms,reorder:5%;up=loss:2%'\'' (items: loss, delay, jitter, inorder, reorder; both= sets the two).'
+complete -c orga -n '__fish_seen_subcommand_from serve' -l network -r -d 'Impair each call'\''s media through a UDP relay, per direction, e.g. '\''down=loss:5%,delay:40ms,jitter:30ms,reorder:5%;up=loss:2%'\'' (items: loss, delay, jitter, inorder, reorder, outage:3s@5s; both= sets the two).'
 complete -c orga -n '__fish_seen_subcommand_from serve' -l seed -r -d 'Make --network'\''s random choices repeat.'
 complete -c orga -n '__fish_seen_subcommand_from serve' -l no-fec -d 'Never answer useinbandfec=1 nor send Opus in-band FEC.'
 complete -c orga -n '__fish_seen_subcommand_from serve' -l verbose -s v -d 'Log each request and response (secrets masked).'

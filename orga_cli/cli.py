@@ -687,7 +687,8 @@ def serve(
             metavar="SPEC",
             help="Impair each call's media through a UDP relay, per direction, e.g."
             " 'down=loss:5%,delay:40ms,jitter:30ms,reorder:5%;up=loss:2%'"
-            " (items: loss, delay, jitter, inorder, reorder; both= sets the two).",
+            " (items: loss, delay, jitter, inorder, reorder, outage:3s@5s; both= sets"
+            " the two).",
             show_default=False,
         ),
     ] = None,

@@ -81,7 +81,17 @@ def test_network_spec_is_parsed() -> None:
     assert imp.up.loss == pytest.approx(0.02) and not imp.up.jitter
     both = parse_network("both=jitter:20ms,inorder")
     assert both.down.inorder and both.up.jitter == pytest.approx(0.02)
-    for bad in ("down=loss:200%", "sideways=loss:1%", "down=wobble:3", "down=delay:fast"):
+    gap = parse_network("down=outage:3s@5s")
+    assert gap.down.outage == pytest.approx((3.0, 5.0)) and gap.down.active
+    assert gap.down.describe() == "outage 3 s at 5 s" and gap.up.outage is None
+    bad_specs = ("down=outage:3s", "down=outage:20s@1s", "down=outage:1s@soon")
+    for bad in (
+        "down=loss:200%",
+        "sideways=loss:1%",
+        "down=wobble:3",
+        "down=delay:fast",
+        *bad_specs,
+    ):
         with pytest.raises(ValueError):
             parse_network(bad)
 
@@ -176,6 +186,24 @@ def start_call(box: Sandbox, *args: str) -> subprocess.Popen[str]:
         text=True,
         env=clean_env(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url),
     )
+
+
+def test_the_relay_s_outage_is_filled_and_ridden_out(
+    sandbox_with: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """The sandbox's own outage (media only: ICE consent passes, as when only the media
+    path fails): the call goes on, the gap is filled, the recording keeps the wall clock,
+    and the echoed tone is back after it."""
+    box = sandbox_with("--network", "down=outage:3s@3s", "--echo-delay", "0.2")
+    rec = tmp_path / "rec.wav"
+    code, s, err = call(box, "--duration", "10", "--record", str(rec))
+    assert code == 0, err
+    assert "dropped" in box.log()
+    assert 140 <= s["packets_lost"] <= 160 and s["reconnects"] == 0, s  # 3 s of 20 ms packets
+    assert s["record_seconds"] == pytest.approx(s["duration_s"], rel=0.01), s
+    samples = wav(rec)
+    levels = tone_windows(samples[int(7.5 * 48000) :])  # after the outage, the echo again
+    assert (levels > -20).mean() > 0.99, f"gaps after the outage: {np.sort(levels)[:10]}"
 
 
 def test_an_outage_is_ridden_out(

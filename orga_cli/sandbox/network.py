@@ -18,7 +18,9 @@ separated by commas:
   (clipped at 0); packets overtake each other, as on a real link;
 - ``inorder``: with jitter, packets still leave in the order they came;
 - ``reorder:5%``: that share of packets is held back 20-60 ms more, so that it
-  arrives after later ones.
+  arrives after later ones;
+- ``outage:3s@5s``: every media packet dropped for 3 s, 5 s after the call's first
+  one in that direction (ICE consent still passes, as when only the media path fails).
 
 ``--seed N`` makes the random choices repeat. Counts per call and direction go
 to the log (``-v``) when a call ends and in a stats line when the server stops.
@@ -48,10 +50,11 @@ class Impairment:
     jitter: float = 0.0  # seconds, standard deviation
     reorder: float = 0.0  # probability of an extra 20-60 ms hold
     inorder: bool = False
+    outage: tuple[float, float] | None = None  # (length, start after the first packet), s
 
     @property
     def active(self) -> bool:
-        return bool(self.loss or self.delay or self.jitter or self.reorder)
+        return bool(self.loss or self.delay or self.jitter or self.reorder or self.outage)
 
     def describe(self) -> str:
         parts = []
@@ -65,6 +68,8 @@ class Impairment:
             )
         if self.reorder:
             parts.append(f"reorder {100 * self.reorder:g}%")
+        if self.outage:
+            parts.append(f"outage {self.outage[0]:g} s at {self.outage[1]:g} s")
         return ", ".join(parts) or "clean"
 
 
@@ -106,8 +111,15 @@ def _parse_items(items: str) -> Impairment:
             setattr(imp, key, _percent(item, value))
         elif key in ("delay", "jitter"):
             setattr(imp, key, _seconds(item, value))
+        elif key == "outage":
+            length, at, start = value.partition("@")
+            if not at:
+                raise ValueError(f"{item!r}: expected outage:LENGTH@START, such as 3s@5s")
+            imp.outage = (_seconds(item, length), _seconds(item, start, most=600))
         else:
-            raise ValueError(f"{item!r}: unknown; use loss, delay, jitter, inorder or reorder")
+            raise ValueError(
+                f"{item!r}: unknown; use loss, delay, jitter, inorder, reorder or outage"
+            )
     return imp
 
 
@@ -121,14 +133,14 @@ def _percent(item: str, value: str) -> float:
     return pct / 100
 
 
-def _seconds(item: str, value: str) -> float:
+def _seconds(item: str, value: str, most: float = 10) -> float:
     match = _DURATION.match(value)
     if not match:
         raise ValueError(f"{item!r}: expected a duration such as 40ms")
     number = float(match.group(1))
     seconds = number / 1000 if match.group(2) in (None, "ms") else number
-    if seconds > 10:
-        raise ValueError(f"{item!r}: at most 10 s")
+    if seconds > most:
+        raise ValueError(f"{item!r}: at most {most:g} s")
     return seconds
 
 
@@ -164,6 +176,7 @@ class Link:
         self._latest_sent_seq = -1
         self._seq = 0
         self._loop = asyncio.get_running_loop()
+        self._first: float | None = None  # the first media packet, for the outage's start
 
     def _count(self, name: str, amount: float = 1) -> None:
         """Add to this call's count and to the server's totals alike."""
@@ -180,6 +193,12 @@ class Link:
         if not imp.active:
             transport.sendto(data, addr)
             return
+        now = self._loop.time()
+        if self._first is None:
+            self._first = now
+        if imp.outage and 0 <= now - self._first - imp.outage[1] < imp.outage[0]:
+            self._count("dropped")
+            return
         if imp.loss and self.rng.random() < imp.loss:
             self._count("dropped")
             return
@@ -188,7 +207,6 @@ class Link:
             extra += max(0.0, self.rng.gauss(0.0, imp.jitter))
         if imp.reorder and self.rng.random() < imp.reorder:
             extra += self.rng.uniform(0.02, 0.06)
-        now = self._loop.time()
         departure = now + extra
         if imp.inorder:
             departure = max(departure, self._last_departure)
