@@ -92,7 +92,7 @@ _orga() {
                 --seed) return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W '--host --port --api-key --token-ttl --require-email --known-email --ice-server --ice-username --ice-credential --reply --echo-delay --save-received --network --seed --no-fec --verbose -v --debug --help -h' -- "$cur"))
+                COMPREPLY=($(compgen -W '--host --port --api-key --token-ttl --require-email --known-email --ice-server --ice-username --ice-credential --reply --echo-delay --save-received --network --seed --no-fec --no-remb --verbose -v --debug --help -h' -- "$cur"))
             fi
             ;;
         "devices")

@@ -349,6 +349,7 @@ class CallRunner:
             on_event=self._event,
             receiver=media.receiver,
             on_media=self._media,
+            on_uplink=self._uplink_event,
         )
 
     async def _dial(self, client: OrgaClient, token: Any) -> None:
@@ -502,11 +503,21 @@ class CallRunner:
             self._note(f"media is back after {seconds:.1f} s")
             self.events.write("local", {"type": "orga.reconnected", "outage_s": round(seconds, 1)})
 
+    def _uplink_event(self, kind: str, data: dict[str, Any]) -> None:
+        """The camera paused for the link, or back: on the panel and in --events."""
+        kbps = data.get("uplink_kbps")
+        if kind == "camera_paused":
+            self._note(f"camera paused: uplink ~{kbps} kbit/s")
+        elif kind == "camera_resumed":
+            self._note(f"camera back: uplink ~{kbps} kbit/s")
+        self.events.write("local", {"type": f"orga.{kind}", **data})
+
     async def _update_stats(self) -> None:
         session = self.session
         if session is None:
             return
         snap = await session.stats()
+        self.view.uplink = session.uplink.snapshot()
         last, self._last = self._last, snap
         v = self.view
         v.local, v.remote = snap.local_candidate, snap.remote_candidate
@@ -719,4 +730,6 @@ class CallRunner:
             out.update(self.media.summary())
         else:
             out.update(LocalMedia(self.req.media).summary())
+        if session is not None:
+            out.update(session.uplink.summary())
         return out

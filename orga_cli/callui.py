@@ -50,6 +50,7 @@ class CallView:
     audio_out: str = ""
     echo_cancel: str | None = None
     warnings: list[str] = field(default_factory=list)
+    uplink: Any = None  # media/uplink.py UplinkStats: the estimate and what each medium gets
 
 
 KEYS = "m mute · v camera · / command · q hang up"
@@ -69,6 +70,20 @@ def clock(seconds: float) -> str:
 
 def _num(value: float | None, unit: str, digits: int = 0) -> str:
     return "—" if value is None else f"{value:.{digits}f} {unit}"
+
+
+def uplink_text(u: Any, video: bool) -> str:
+    """The uplink estimate and its allocation, as the panel shows it."""
+    mode = "transport-cc" if u.mode == "transport-cc" else "receiver reports"
+    text = f"~{u.estimate_bps / 1000:.0f} kbit/s ({mode})   voice {u.audio_bps / 1000:.0f}"
+    if video:
+        if u.video_paused:
+            text += f"   camera paused: uplink ~{u.estimate_bps / 1000:.0f} kbit/s"
+        elif u.video_size:
+            text += f"   picture {u.video_bps / 1000:.0f} kbit/s {u.video_size}@{u.video_fps:g}"
+    if u.queue_ms is not None:
+        text += f"   queue {u.queue_ms:.0f} ms"
+    return text
 
 
 class LivePanel:
@@ -159,6 +174,8 @@ class LivePanel:
         if v.video is not None:
             up += f"   video {_num(v.video_up_kbps, 'kbit/s')}"
         grid.add_row("bitrate", f"up {up}   down audio {_num(v.down_kbps, 'kbit/s')}")
+        if v.uplink is not None:
+            grid.add_row("uplink", uplink_text(v.uplink, v.video is not None))
         mic = Text(f"{meter(mic_db)} {mic_db:6.1f} dBFS  ")
         if v.ptt:
             mic.append(

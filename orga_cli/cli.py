@@ -686,9 +686,9 @@ def serve(
             "--network",
             metavar="SPEC",
             help="Impair each call's media through a UDP relay, per direction, e.g."
-            " 'down=loss:5%,delay:40ms,jitter:30ms,reorder:5%;up=loss:2%'"
-            " (items: loss, delay, jitter, inorder, reorder, outage:3s@5s; both= sets"
-            " the two).",
+            " 'down=loss:5%,delay:40ms,jitter:30ms,reorder:5%;up=rate:500kbit,queue:200ms'"
+            " (items: loss, delay, jitter, inorder, reorder, outage:3s@5s, rate:500kbit,"
+            " rate:300kbit@10s, queue:200ms; both= sets the two).",
             show_default=False,
         ),
     ] = None,
@@ -699,6 +699,13 @@ def serve(
     no_fec: Annotated[
         bool,
         typer.Option("--no-fec", help="Never answer useinbandfec=1 nor send Opus in-band FEC."),
+    ] = False,
+    no_remb: Annotated[
+        bool,
+        typer.Option(
+            "--no-remb",
+            help="Send no REMB bandwidth estimate: only receiver reports, as some servers do.",
+        ),
     ] = False,
     verbose: VerboseOpt = 0,
     debug: DebugOpt = False,
@@ -721,7 +728,7 @@ def serve(
             impairments = None if network is None else parse_network(network, seed)
         except ValueError as exc:
             raise UsageError(
-                f"--network: {exc}", "e.g. --network 'down=loss:5%,jitter:30ms;up=loss:2%'"
+                f"--network: {exc}", "e.g. --network 'down=loss:5%,jitter:30ms;up=rate:500kbit'"
             ) from exc
 
         config = build_config(
@@ -751,6 +758,7 @@ def serve(
             ice_servers=config.ice_servers,
             fec=not no_fec,
             network=impairments,
+            remb=not no_remb,
         )
         if impairments is not None:
             sys.stderr.write(f"network: {impairments.describe()}\n")

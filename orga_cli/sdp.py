@@ -57,6 +57,8 @@ class Media:
     sctp_port: int | None = None
     max_message_size: int | None = None
     rtcp_mux: bool = False
+    ssrcs: list[int] = field(default_factory=list)
+    ssrc_groups: list[str] = field(default_factory=list)  # "FID 1234 5678"
 
     @property
     def rejected(self) -> bool:
@@ -218,6 +220,12 @@ def _attribute(
             media.sctp_port = int(port)
     elif name == "rtcp-mux":
         media.rtcp_mux = True
+    elif name == "ssrc":
+        ssrc = arg.split(" ", 1)[0]
+        if ssrc.isdigit() and int(ssrc) not in media.ssrcs:
+            media.ssrcs.append(int(ssrc))
+    elif name == "ssrc-group":
+        media.ssrc_groups.append(arg)
 
 
 def load(text: str) -> tuple[SessionDescription, str | None]:

@@ -13,12 +13,19 @@ fix here whatever a guard reports.
 3. The nominated candidate pair (aioice ``Connection._nominated``): for the
    panel, the summary, and the vanished-server probe.
 4. Why a DTLS handshake failed: aiortc says so only in a debug log line.
+5. RTP and RTCP at the SRTP boundary (``RTCDtlsTransport._send_rtp``, through
+   which every sender and receiver sends, ``_handle_rtcp_data``, through which every
+   RTCP packet received is routed, and ``_handle_rtp_data``, every RTP packet
+   received): the uplink (media/uplink.py) paces what leaves, numbers it for
+   transport-wide feedback, reads the feedback first, and notes when each numbered
+   packet arrived (media/feedback.py).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 RECEIVER_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
@@ -123,3 +130,51 @@ class DtlsFailureReason(logging.Handler):
         if cls._attached == 0:
             logger.setLevel(cls._saved_level)
         self._on = False
+
+
+# 5 ------------------------------------------------------------------ SRTP boundary
+
+Send = Callable[[bytes], Awaitable[None]]
+
+
+def intercept_srtp(
+    dtls: Any,
+    outgoing: Callable[[bytes, Send], Awaitable[None]] | None = None,
+    incoming_rtcp: Callable[[bytes, Send], Awaitable[None]] | None = None,
+    incoming_rtp: Callable[[bytes], None] | None = None,
+) -> Callable[[], None]:
+    """Route *dtls*'s plaintext RTP/RTCP out through *outgoing* (with aiortc's own send),
+    each RTCP packet received through *incoming_rtcp* (with aiortc's own routing), and show
+    each RTP packet received to *incoming_rtp* before aiortc routes it. Returns a function
+    that puts aiortc's back."""
+    send = getattr(dtls, "_send_rtp", None)
+    route = getattr(dtls, "_handle_rtcp_data", None)
+    route_rtp = getattr(dtls, "_handle_rtp_data", None)
+    if send is None or route is None or route_rtp is None:
+        raise SeamMissing(
+            "RTCDtlsTransport has no _send_rtp, _handle_rtcp_data or _handle_rtp_data"
+        )
+
+    async def sending(data: bytes) -> None:
+        await outgoing(data, send)  # type: ignore[misc]
+
+    async def receiving(data: bytes) -> None:
+        await incoming_rtcp(data, route)  # type: ignore[misc]
+
+    async def receiving_rtp(data: bytes, arrival_time_ms: int) -> None:
+        incoming_rtp(data)  # type: ignore[misc]
+        await route_rtp(data, arrival_time_ms=arrival_time_ms)
+
+    if outgoing is not None:
+        dtls._send_rtp = sending
+    if incoming_rtcp is not None:
+        dtls._handle_rtcp_data = receiving
+    if incoming_rtp is not None:
+        dtls._handle_rtp_data = receiving_rtp
+
+    def restore() -> None:
+        dtls._send_rtp = send
+        dtls._handle_rtcp_data = route
+        dtls._handle_rtp_data = route_rtp
+
+    return restore

@@ -32,6 +32,8 @@ from .ice import candidate_types, choose_ice_servers, has_audio_section
 from .media.fec import fec_requested, follow_reported_loss, with_opus_fec
 from .media.receive import AudioReceiver, drain, feed_from
 from .media.sources import AudioSourceTrack, VideoInput
+from .media.uplink import Uplink, with_transport_cc
+from .media.video import EncodedVideoTrack
 from .models import DEFAULT_VOICE, MODEL, ChannelEvent, IceServer, Token
 from .seams import DtlsFailureReason, bound_gathering, nominated_pair
 from .stats import StatsSnapshot, read_report
@@ -123,6 +125,7 @@ class CallSession:
         on_event: Callable[[str, ChannelEvent | dict[str, Any]], None] | None = None,
         receiver: AudioReceiver | None = None,
         on_media: Callable[[str, float], None] | None = None,
+        on_uplink: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.client = client
         self.audio = audio
@@ -147,6 +150,14 @@ class CallSession:
         self._on_phase = on_phase or (lambda phase: None)
         self._on_event = on_event or (lambda direction, event: None)
         self._on_media = on_media or (lambda what, seconds: None)
+        # What is sent up: encoded here at the size and bitrate the link allows, paced,
+        # and measured (media/uplink.py).
+        self.encoded_video = (
+            None
+            if video is None
+            else EncodedVideoTrack(video.track, video.width, video.height, video.fps)
+        )
+        self.uplink = Uplink(audio.encoder, self.encoded_video, on_event=on_uplink)
         self._next_probe = 0.0  # when media stops: is the server's port still open?
         self._pc: RTCPeerConnection | None = None
         self._sender: ChannelSender | None = None
@@ -236,6 +247,7 @@ class CallSession:
             return
         self._closed = True
         self._dtls_failure.detach()
+        await self.uplink.close()
         for task in self._tasks:
             task.cancel()
         if self._tasks:  # bounded, and never waiting on a task that will not end
@@ -297,8 +309,8 @@ class CallSession:
         self._pc = pc
         audio = pc.addTransceiver(self.audio, direction="sendrecv")
         feed_from(audio.receiver, self.receiver)
-        if self.video is not None:
-            pc.addTransceiver(self.video.track, direction="sendonly")
+        if self.encoded_video is not None:
+            pc.addTransceiver(self.encoded_video, direction="sendonly")
         channel = pc.createDataChannel(CHANNEL_LABEL)
         self._sender = ChannelSender(channel, lambda message: self._on_event("out", message))
         channel.on("message", self._channel_message)
@@ -341,7 +353,9 @@ class CallSession:
             if line.startswith("a=candidate:"):
                 candidates.append({"candidate": line[2:], "sdpMid": "0", "sdpMLineIndex": 0})
         # Ask for Opus in-band FEC as browsers do; our receiver decodes it (media/receive.py).
-        return {"sdp": with_opus_fec(local.sdp), "type": "offer", "candidates": candidates}
+        # And transport-wide congestion control feedback (media/uplink.py).
+        sdp = with_transport_cc(with_opus_fec(local.sdp))
+        return {"sdp": sdp, "type": "offer", "candidates": candidates}
 
     async def _post_offer(self, token: Token | str, offer: dict[str, Any]) -> Any:
         self._set_phase("negotiating")
@@ -384,6 +398,9 @@ class CallSession:
                 f"the answer SDP was rejected: {exc}",
                 "run with --dump-sdp DIR and inspect answer.sdp",
             ) from exc
+        transports = [t.sender.transport for t in pc.getTransceivers() if t.sender.transport]
+        if transports:
+            self.uplink.attach(transports[0], pc.localDescription.sdp, sdp)
         self._set_phase("connecting")
 
     async def _wait_connected(self, pc: RTCPeerConnection) -> None:

@@ -16,15 +16,13 @@ a system libopus (Debian: libopus0) is the fallback.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import glob
 import logging
-import os
 from typing import Any
 
 import numpy as np
 
 from ..errors import MediaError
+from .bundled import library_candidates
 
 log = logging.getLogger(__name__)
 
@@ -43,33 +41,13 @@ SET_DTX = 4016
 _lib: Any = None
 
 
-def _candidates() -> list[str]:
-    paths: list[str] = []
-    try:
-        import av
-
-        here = os.path.dirname(av.__file__)
-        for pattern in (
-            os.path.join(here + ".libs", "*opus*"),  # Linux (auditwheel), Windows (delvewheel)
-            os.path.join(here, ".dylibs", "*opus*"),  # macOS (delocate)
-            os.path.join(os.path.dirname(here), "av.libs", "*opus*"),
-        ):
-            paths += sorted(glob.glob(pattern))
-    except ImportError:  # pragma: no cover - av is a dependency
-        pass
-    found = ctypes.util.find_library("opus")
-    if found:
-        paths.append(found)
-    return paths
-
-
 def libopus() -> Any:
     """The loaded libopus (PyAV's copy first), with argument types declared once."""
     global _lib
     if _lib is not None:
         return _lib
     errors = []
-    for path in _candidates():
+    for path in library_candidates("opus"):
         try:
             lib = ctypes.CDLL(path)
             lib.opus_decoder_create  # noqa: B018 - is it libopus at all?
@@ -134,8 +112,16 @@ class Encoder:
         self._out = ctypes.create_string_buffer(MAX_PACKET)
         self.fec = False
         self.loss_pct = 0
+        self.bitrate = bitrate
         self._ctl(SET_BITRATE, bitrate)
         self.set_fec(fec)
+
+    def set_bitrate(self, bitrate: int) -> None:
+        """The encoder's bitrate from the next frame on (what the uplink allows the voice)."""
+        bitrate = max(6_000, min(510_000, int(bitrate)))
+        if bitrate != self.bitrate:
+            self.bitrate = bitrate
+            self._ctl(SET_BITRATE, bitrate)
 
     def _ctl(self, request: int, value: int) -> None:
         _check(libopus().opus_encoder_ctl(self._st, request, value), "a setting")

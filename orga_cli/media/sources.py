@@ -13,6 +13,7 @@ import contextlib
 import fractions
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -285,6 +286,105 @@ class TestPatternTrack(MediaStreamTrack):
         return frame
 
 
+class FileVideoTrack(MediaStreamTrack):
+    """A video file played in real time and looped (``--video-in FILE``).
+
+    aiortc's MediaPlayer is not used for files: with PyAV 14 and later the end of a
+    file raises ``av.EOFError`` where it expects ``StopIteration``, so it stops instead
+    of looping; after a loop its timestamps restart at 0 and its pacing lets frames out
+    as fast as they are decoded. Here a thread decodes ahead (at most a few frames,
+    waiting for the sender), frames leave at the file's own rate against one clock,
+    and their timestamps keep growing across loops.
+    """
+
+    kind = "video"
+    AHEAD = 6  # frames decoded ahead of the sender
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        try:
+            container = av.open(path)
+        except (OSError, av.FFmpegError) as exc:
+            raise MediaError(f"cannot open video file {path}: {exc}") from exc
+        if not container.streams.video:
+            container.close()
+            raise MediaError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or 24
+        self.fps = float(rate) if 1 <= float(rate) <= 120 else 24.0
+        self.path = path
+        self._container = container
+        self._frames: asyncio.Queue[av.VideoFrame | None] | None = None
+        self._room = threading.Semaphore(self.AHEAD)
+        self._quit = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start: float | None = None
+        self._index = 0
+
+    def _decode(self, loop: asyncio.AbstractEventLoop) -> None:
+        container = self._container
+        queue = self._frames
+        assert queue is not None
+        try:
+            while not self._quit.is_set():
+                got = False
+                try:
+                    for frame in container.decode(video=0):
+                        got = True
+                        while not self._room.acquire(timeout=0.2):
+                            if self._quit.is_set():
+                                return
+                        loop.call_soon_threadsafe(queue.put_nowait, frame)
+                        if self._quit.is_set():
+                            return
+                except (av.EOFError, StopIteration):
+                    pass
+                if not got:
+                    break  # an empty file: nothing to loop
+                container.seek(0)
+        except (av.FFmpegError, OSError, RuntimeError) as exc:
+            log.warning("decoding %s failed (%s); the picture stops", self.path, exc)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop may be closing
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._frames is None:
+            self._frames = asyncio.Queue()
+            self._thread = threading.Thread(
+                target=self._decode,
+                args=(asyncio.get_running_loop(),),
+                name="orga-video-file",
+                daemon=True,
+            )
+            self._thread.start()
+        frame = await self._frames.get()
+        if frame is None:
+            raise MediaStreamError
+        self._room.release()
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._index / self.fps
+        if due > now:
+            await asyncio.sleep(due - now)
+        elif now - due > 0.5:  # far behind (the loop was busy): start the clock again
+            self._start = now - self._index / self.fps
+        frame.pts = int(self._index * VIDEO_CLOCK / self.fps)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self._index += 1
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._quit.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        self._container.close()
+
+
 class SwitchableVideoTrack(MediaStreamTrack):
     """Wraps a camera or file track so that `v` can black it out without renegotiating."""
 
@@ -335,10 +435,17 @@ def camera_format() -> tuple[str, str | None]:
 class VideoInput:
     """The video sent up: a test pattern, a file or the camera, and what owns it."""
 
-    def __init__(self, track: MediaStreamTrack, label: str, player: Any = None) -> None:
+    def __init__(
+        self,
+        track: MediaStreamTrack,
+        label: str,
+        player: Any = None,
+        size: tuple[int, int, int] = VIDEO_PRESETS["low"],
+    ) -> None:
         self.track = track
         self.label = label
         self._player = player
+        self.width, self.height, self.fps = size  # the most that is sent
 
     @property
     def enabled(self) -> bool:
@@ -363,19 +470,18 @@ def open_video(video_in: str | None, camera: str | None, quality: str) -> VideoI
     width, height, fps = VIDEO_PRESETS[quality]
     if video_in == "testsrc":
         return VideoInput(
-            TestPatternTrack(width, height, fps), f"test pattern {width}x{height}@{fps}"
+            TestPatternTrack(width, height, fps),
+            f"test pattern {width}x{height}@{fps}",
+            size=(width, height, fps),
         )
     from aiortc.contrib.media import MediaPlayer
 
     if video_in:
-        try:
-            player = MediaPlayer(video_in, loop=True)
-        except (OSError, av.FFmpegError) as exc:
-            raise MediaError(f"cannot open video file {video_in}: {exc}") from exc
-        if player.video is None:
-            raise MediaError(f"{video_in} has no video stream")
+        track = FileVideoTrack(video_in)
         return VideoInput(
-            SwitchableVideoTrack(player.video, width, height), f"file {video_in}", player
+            SwitchableVideoTrack(track, width, height),
+            f"file {video_in}",
+            size=(width, height, fps),
         )
     fmt, default_device = camera_format()
     if camera is None and default_device is None:
@@ -402,4 +508,9 @@ def open_video(video_in: str | None, camera: str | None, quality: str) -> VideoI
         ) from exc
     if player.video is None:
         raise MediaError(f"the camera {device} gave no video stream", "try --no-video")
-    return VideoInput(SwitchableVideoTrack(player.video, width, height), f"camera {device}", player)
+    return VideoInput(
+        SwitchableVideoTrack(player.video, width, height),
+        f"camera {device}",
+        player,
+        (width, height, fps),
+    )

@@ -20,10 +20,19 @@ separated by commas:
 - ``reorder:5%``: that share of packets is held back 20-60 ms more, so that it
   arrives after later ones;
 - ``outage:3s@5s``: every media packet dropped for 3 s, 5 s after the call's first
-  one in that direction (ICE consent still passes, as when only the media path fails).
+  one in that direction (ICE consent still passes, as when only the media path fails);
+- ``rate:500kbit``: a bottleneck: the direction forwards that many bits a second
+  (``bit``, ``kbit``, ``mbit``; each packet counted with its IP and UDP headers, as a
+  router does) and every packet of the direction shares it, media, ICE and DTLS alike;
+  ``rate:300kbit@10s`` changes it 10 s after the call's first media packet (repeatable,
+  so that a link can fall and come back);
+- ``queue:200ms``: the bottleneck's buffer, drop-tail: a packet that would wait longer
+  than that is dropped (200 ms when not given).
 
 ``--seed N`` makes the random choices repeat. Counts per call and direction go
-to the log (``-v``) when a call ends and in a stats line when the server stops.
+to the log (``-v``) when a call ends and in a stats line when the server stops; the
+bottleneck's queue (its delay, what it dropped) is also in each call's
+``sandbox.stats`` event, second by second.
 """
 
 from __future__ import annotations
@@ -33,12 +42,17 @@ import ipaddress
 import logging
 import random
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)?$")
+_RATE = re.compile(r"^(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|k|m)?(?:/s|ps)?$")
+_RATE_UNITS = {None: 1.0, "bit": 1.0, "k": 1e3, "kbit": 1e3, "m": 1e6, "mbit": 1e6}
+DEFAULT_QUEUE_S = 0.2
+IP_UDP_OVERHEAD = {4: 28, 6: 48}  # bytes a router counts besides the UDP payload
 
 
 @dataclass
@@ -51,10 +65,30 @@ class Impairment:
     reorder: float = 0.0  # probability of an extra 20-60 ms hold
     inorder: bool = False
     outage: tuple[float, float] | None = None  # (length, start after the first packet), s
+    rate: float | None = None  # bits/s of the bottleneck at the start, None: no bottleneck
+    rate_changes: list[tuple[float, float]] = field(default_factory=list)  # (at s, bits/s)
+    queue: float = DEFAULT_QUEUE_S  # the bottleneck's drop-tail buffer, seconds of waiting
 
     @property
     def active(self) -> bool:
-        return bool(self.loss or self.delay or self.jitter or self.reorder or self.outage)
+        return bool(
+            self.loss or self.delay or self.jitter or self.reorder or self.outage or self.limited
+        )
+
+    @property
+    def limited(self) -> bool:
+        """Has this direction a bottleneck (a rate, from the start or later)?"""
+        return self.rate is not None or bool(self.rate_changes)
+
+    def rate_at(self, since_first: float | None) -> float | None:
+        """The bottleneck's rate *since_first* s after the first media packet (None: unlimited)."""
+        rate = self.rate
+        if since_first is None:
+            return rate
+        for at, value in self.rate_changes:
+            if since_first >= at:
+                rate = value
+        return rate
 
     def describe(self) -> str:
         parts = []
@@ -70,7 +104,15 @@ class Impairment:
             parts.append(f"reorder {100 * self.reorder:g}%")
         if self.outage:
             parts.append(f"outage {self.outage[0]:g} s at {self.outage[1]:g} s")
+        if self.limited:
+            steps = [] if self.rate is None else [_kbit(self.rate)]
+            steps += [f"{_kbit(rate)} at {at:g} s" for at, rate in self.rate_changes]
+            parts.append(f"rate {', '.join(steps)}, queue {1000 * self.queue:g} ms")
         return ", ".join(parts) or "clean"
+
+
+def _kbit(rate: float) -> str:
+    return f"{rate / 1000:g} kbit/s"
 
 
 @dataclass
@@ -116,11 +158,35 @@ def _parse_items(items: str) -> Impairment:
             if not at:
                 raise ValueError(f"{item!r}: expected outage:LENGTH@START, such as 3s@5s")
             imp.outage = (_seconds(item, length), _seconds(item, start, most=600))
+        elif key == "rate":
+            amount, at, start = value.partition("@")
+            if at:
+                imp.rate_changes.append((_seconds(item, start, most=3600), _bits(item, amount)))
+            elif imp.rate is not None:
+                raise ValueError(f"{item!r}: a second starting rate; changes take @TIME")
+            else:
+                imp.rate = _bits(item, amount)
+        elif key == "queue":
+            imp.queue = _seconds(item, value, most=10)
+            if imp.queue <= 0:
+                raise ValueError(f"{item!r}: the queue must hold something, such as 200ms")
         else:
             raise ValueError(
-                f"{item!r}: unknown; use loss, delay, jitter, inorder, reorder or outage"
+                f"{item!r}: unknown; use loss, delay, jitter, inorder, reorder, outage,"
+                " rate or queue"
             )
+    imp.rate_changes.sort()
     return imp
+
+
+def _bits(item: str, value: str) -> float:
+    match = _RATE.match(value.strip())
+    if not match:
+        raise ValueError(f"{item!r}: expected a rate such as 500kbit or 2mbit")
+    rate = float(match.group(1)) * _RATE_UNITS[match.group(2)]
+    if not 8_000 <= rate <= 10e9:
+        raise ValueError(f"{item!r}: a rate is 8kbit to 10000mbit")
+    return rate
 
 
 def _percent(item: str, value: str) -> float:
@@ -144,21 +210,87 @@ def _seconds(item: str, value: str, most: float = 10) -> float:
     return seconds
 
 
+QUEUE_BINS = 2001  # the queue's waits, counted per millisecond up to 2 s
+
+
 @dataclass
 class LinkStats:
     packets: int = 0  # media packets that entered
-    dropped: int = 0
+    dropped: int = 0  # media packets dropped (loss, outage or a full queue)
     reordered: int = 0  # left before a packet that entered earlier
     delay_sum: float = 0.0
     passed: int = 0  # non-media packets (ICE, DTLS, data channel), untouched
+    # the bottleneck: every packet of the direction
+    queued: int = 0  # packets that went through the queue
+    queue_dropped: int = 0  # packets (any kind) dropped because the queue was full
+    bytes_out: int = 0  # bytes forwarded by the bottleneck, IP and UDP headers included
+    waits: list[int] = field(default_factory=lambda: [0] * QUEUE_BINS)  # per ms of waiting
+
+    def wait_quantile_ms(self, q: float) -> float | None:
+        """The *q* quantile of the time packets waited in the queue, in ms."""
+        total = sum(self.waits)
+        if not total:
+            return None
+        rank, seen = q * (total - 1), 0
+        for ms, count in enumerate(self.waits):
+            seen += count
+            if seen > rank:
+                return float(ms)
+        return float(QUEUE_BINS - 1)
+
+    def queue_json(self) -> dict[str, Any]:
+        total = self.queued + self.queue_dropped
+        return {
+            "queued": self.queued,
+            "dropped": self.queue_dropped,
+            "dropped_pct": round(100 * self.queue_dropped / total, 2) if total else 0.0,
+            "wait_ms": {
+                "median": self.wait_quantile_ms(0.5),
+                "p95": self.wait_quantile_ms(0.95),
+                "max": self.wait_quantile_ms(1.0),
+            },
+        }
 
     def line(self) -> str:
         mean = 1000 * self.delay_sum / max(1, self.packets - self.dropped)
         pct = 100 * self.dropped / self.packets if self.packets else 0.0
-        return (
+        text = (
             f"{self.packets} media packets, {self.dropped} dropped ({pct:.1f}%),"
             f" {self.reordered} reordered, mean added delay {mean:.0f} ms"
         )
+        if self.queued or self.queue_dropped:
+            q = self.queue_json()
+            w = q["wait_ms"]
+            text += (
+                f"; bottleneck: {self.queued} packets queued, {self.queue_dropped} dropped"
+                f" ({q['dropped_pct']:.1f}%), waited median {w['median']:.0f} ms,"
+                f" p95 {w['p95']:.0f}, max {w['max']:.0f}"
+            )
+        return text
+
+
+@dataclass
+class QueueSample:
+    """The bottleneck over one 100 ms bin (a call's timeline of its queue)."""
+
+    at: float  # s since the direction's first media packet
+    wait_max_ms: float = 0.0
+    wait_sum_ms: float = 0.0
+    packets: int = 0  # that entered the queue
+    dropped: int = 0
+    bytes_out: int = 0
+    rate: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "t": round(self.at, 1),
+            "wait_max_ms": round(self.wait_max_ms, 1),
+            "wait_mean_ms": round(self.wait_sum_ms / self.packets, 1) if self.packets else None,
+            "packets": self.packets,
+            "dropped": self.dropped,
+            "kbps_out": round(8 * self.bytes_out / 100, 1),  # bytes in 0.1 s -> kbit/s
+            "rate_kbps": None if self.rate is None else self.rate / 1000,
+        }
 
 
 TOTALS: dict[str, LinkStats] = {"down": LinkStats(), "up": LinkStats()}
@@ -177,21 +309,86 @@ class Link:
         self._seq = 0
         self._loop = asyncio.get_running_loop()
         self._first: float | None = None  # the first media packet, for the outage's start
+        self._busy_until = 0.0  # when the bottleneck has sent what it holds
+        self.timeline: deque[QueueSample] = deque(maxlen=36_000)  # an hour of 100 ms bins
+        self._second_waits: deque[tuple[float, float]] = deque()  # (when, wait) of the last 1 s
 
     def _count(self, name: str, amount: float = 1) -> None:
         """Add to this call's count and to the server's totals alike."""
         for stats in (self.stats, TOTALS[self.name]):
             setattr(stats, name, getattr(stats, name) + amount)
 
+    def _sample(self, now: float) -> QueueSample:
+        """The timeline's bin for *now* (made when the first packet of it comes)."""
+        at = 0.0 if self._first is None else now - self._first
+        start = 0.1 * int(at / 0.1) if at >= 0 else at
+        if not self.timeline or self.timeline[-1].at < start - 1e-9:
+            self.timeline.append(QueueSample(start, rate=self.imp.rate_at(at)))
+        return self.timeline[-1]
+
+    def last_second(self) -> dict[str, Any]:
+        """The bottleneck over the last second (its longest wait, drops, throughput) and
+        its totals so far."""
+        now = self._loop.time()
+        while self._second_waits and self._second_waits[0][0] < now - 1.0:
+            self._second_waits.popleft()
+        since = None if self._first is None else now - self._first
+        recent: list[QueueSample] = []
+        for sample in reversed(self.timeline):
+            if since is None or sample.at < since - 1.0:
+                break
+            recent.append(sample)
+        rate = self.imp.rate_at(since)
+        return {
+            "queue_ms": round(1000 * max((w for _, w in self._second_waits), default=0.0), 1),
+            "dropped_1s": sum(s.dropped for s in recent),
+            "kbps": round(sum(8 * s.bytes_out for s in recent) / 1000, 1),
+            "rate_kbps": None if rate is None else rate / 1000,
+            **self.stats.queue_json(),
+        }
+
+    def _bottleneck(self, data: bytes, addr: tuple[str, int], now: float) -> float | None:
+        """When *data* leaves the bottleneck, or None when its queue is full (drop-tail)."""
+        imp = self.imp
+        rate = imp.rate_at(None if self._first is None else now - self._first)
+        if rate is None:
+            return now
+        sample = self._sample(now)
+        size = len(data) + IP_UDP_OVERHEAD[6 if ":" in addr[0] else 4]
+        start = max(now, self._busy_until)
+        wait = start - now
+        if wait > imp.queue:
+            self._count("queue_dropped")
+            sample.dropped += 1
+            return None
+        self._busy_until = start + 8 * size / rate
+        self._count("queued")
+        self._count("bytes_out", size)
+        for stats in (self.stats, TOTALS[self.name]):
+            stats.waits[min(QUEUE_BINS - 1, round(1000 * wait))] += 1
+        sample.packets += 1
+        sample.bytes_out += size
+        sample.wait_sum_ms += 1000 * wait
+        sample.wait_max_ms = max(sample.wait_max_ms, 1000 * wait)
+        self._second_waits.append((now, wait))
+        return self._busy_until
+
     def send(self, data: bytes, transport: Any, addr: tuple[str, int]) -> None:
+        imp = self.imp
         if not (data and 128 <= data[0] <= 191):  # not SRTP/SRTCP: ICE, DTLS, data channel
             self.stats.passed += 1
-            transport.sendto(data, addr)
+            if not imp.limited:
+                self._forward(data, transport, addr)
+                return
+            # The bottleneck is shared by every packet; nothing else impairs these.
+            now = self._loop.time()
+            leaves = self._bottleneck(data, addr, now)
+            if leaves is not None:
+                self._at(leaves, now, self._forward, data, transport, addr)
             return
         self._count("packets")
-        imp = self.imp
         if not imp.active:
-            transport.sendto(data, addr)
+            self._forward(data, transport, addr)
             return
         now = self._loop.time()
         if self._first is None:
@@ -202,7 +399,11 @@ class Link:
         if imp.loss and self.rng.random() < imp.loss:
             self._count("dropped")
             return
-        extra = imp.delay
+        leaves = self._bottleneck(data, addr, now) if imp.limited else now
+        if leaves is None:
+            self._count("dropped")
+            return
+        extra = imp.delay + (leaves - now)
         if imp.jitter:
             extra += max(0.0, self.rng.gauss(0.0, imp.jitter))
         if imp.reorder and self.rng.random() < imp.reorder:
@@ -223,8 +424,22 @@ class Link:
         if seq < self._latest_sent_seq:
             self._count("reordered")
         self._latest_sent_seq = max(self._latest_sent_seq, seq)
-        if not transport.is_closing():
+        self._forward(data, transport, addr)
+
+    @staticmethod
+    def _forward(data: bytes, transport: Any, addr: tuple[str, int]) -> None:
+        if transport.is_closing():
+            return
+        try:
             transport.sendto(data, addr)
+        except (OSError, ValueError) as exc:  # an address of the other family: not relayed
+            log.debug("relay: cannot send to %s: %s", addr, exc)
+
+    def _at(self, when: float, now: float, fn: Any, *args: Any) -> None:
+        if when <= now:
+            fn(*args)
+        else:
+            self._loop.call_at(when, fn, *args)
 
 
 class _Socket(asyncio.DatagramProtocol):

@@ -64,6 +64,7 @@ class PeerConfig:
     stats_interval: float = 1.0
     fec: bool = True  # answer useinbandfec=1 when the offer has it, and send FEC
     network: Any = None  # sandbox.network.Impairments: a lossy relay in front of each call
+    remb: bool = True  # estimate the video's bandwidth and send REMB (aiortc's receiver)
 
 
 class ReplyTrack(OpusTrack):
@@ -163,6 +164,20 @@ class EchoCall:
             self.channel.send(json.dumps(message))
 
 
+def without_remb(offer_sdp: str) -> str:
+    """The offer without abs-send-time and goog-remb: aiortc's receiver then has nothing
+    to estimate from and sends no REMB, and the answer does not ask for either (a receiver
+    that sends receiver reports alone, as some do)."""
+    eol = "\r\n" if "\r\n" in offer_sdp else "\n"
+    keep = [
+        line
+        for line in offer_sdp.split(eol)
+        if not (line.startswith("a=extmap:") and "abs-send-time" in line)
+        and not (line.startswith("a=rtcp-fb:") and "goog-remb" in line)
+    ]
+    return eol.join(keep)
+
+
 class EchoPeer:
     """The /calls handler of the sandbox: one EchoCall per offer."""
 
@@ -192,6 +207,8 @@ class EchoPeer:
         pc.on("datachannel", lambda channel: self._channel(call, channel))
         pc.on("connectionstatechange", lambda: self._state(call))
         offer_sdp = offer["sdp"]
+        if not self.config.remb:
+            offer_sdp = without_remb(offer_sdp)
         if self.config.network is not None:
             from .network import Relay
 
@@ -343,8 +360,19 @@ class EchoPeer:
                     "buffer_ms": None
                     if call.receiver.buffer_ms is None
                     else round(call.receiver.buffer_ms, 1),
+                    **self._network(call),
                 }
             )
+
+    @staticmethod
+    def _network(call: EchoCall) -> dict[str, Any]:
+        """The relay's bottlenecks over the last second, for a client to see its queue."""
+        relay = call.relay
+        if relay is None:
+            return {}
+        links = {"up": relay.up, "down": relay.down}
+        shown = {name: link.last_second() for name, link in links.items() if link.imp.limited}
+        return {"network": shown} if shown else {}
 
     # ------------------------------------------------------------------ end
 
