@@ -61,6 +61,7 @@ class Outputs:
 
     events: Path | None = None
     transcript: Path | None = None
+    stats: Path | None = None  # --stats: one JSON line a second
 
 
 @dataclass
@@ -84,6 +85,10 @@ class CallRequest:
     screen: Screen = field(default_factory=Screen)
     sandbox: Sandbox = field(default_factory=Sandbox)
     duration: float | None = None
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def process_start() -> float:
@@ -163,8 +168,10 @@ def read_command_lines(loop: asyncio.AbstractEventLoop, run: Callable[[str], Non
     threading.Thread(target=reader, name="orga-commands", daemon=True).start()
 
 
-class EventLog:
-    """--events FILE.jsonl: every data-channel message both ways, with time and direction."""
+class JsonLines:
+    """A file of JSON lines written as they come (line-buffered: complete after any ending)."""
+
+    what = "file"
 
     def __init__(self, path: Path | None) -> None:
         self._fh: TextIO | None = None
@@ -173,22 +180,36 @@ class EventLog:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._fh = path.open("w", encoding="utf-8", buffering=1)
             except OSError as exc:
-                raise UsageError(f"cannot write events file {path}: {exc.strerror or exc}") from exc
+                raise UsageError(f"cannot write {self.what} {path}: {exc.strerror or exc}") from exc
 
-    def write(self, direction: str, payload: Any, raw: str | None = None) -> None:
-        if self._fh is None:
-            return
-        record: dict[str, Any] = {"t": round(time.time(), 3), "dir": direction}
-        if raw is not None and payload is None:
-            record["raw"] = raw
-        else:
-            record["event"] = payload
-        self._fh.write(secrets.scrub(json.dumps(record, ensure_ascii=False)) + "\n")
+    def line(self, record: dict[str, Any]) -> None:
+        if self._fh is not None:
+            self._fh.write(secrets.scrub(json.dumps(record, ensure_ascii=False)) + "\n")
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+class EventLog(JsonLines):
+    """--events FILE.jsonl: every data-channel message both ways, with time and direction."""
+
+    what = "events file"
+
+    def write(self, direction: str, payload: Any, raw: str | None = None) -> None:
+        record: dict[str, Any] = {"t": round(time.time(), 3), "dir": direction}
+        if raw is not None and payload is None:
+            record["raw"] = raw
+        else:
+            record["event"] = payload
+        self.line(record)
+
+
+class StatsLog(JsonLines):
+    """--stats FILE.jsonl: the call's figures once a second."""
+
+    what = "stats file"
 
 
 class CallRunner:
@@ -198,6 +219,7 @@ class CallRunner:
         self.session: CallSession | None = None
         self.ui: LivePanel | PlainLines | None = None
         self.events = EventLog(None)
+        self.stats_log = StatsLog(None)
         self.transcript: Any = None  # transcript.Transcript with --transcript
         self.media: LocalMedia | None = None
         self.reconnects = 0
@@ -298,6 +320,7 @@ class CallRunner:
             self.view.audio_out = media.audio_out_label
             self.view.echo_cancel = media.echo_cancel
             self.events = EventLog(req.outputs.events)
+            self.stats_log = StatsLog(req.outputs.stats)
             if req.outputs.transcript is not None:
                 from .transcript import Transcript
 
@@ -538,6 +561,7 @@ class CallRunner:
             v.video_up_kbps = 8 * (snap.video_bytes_sent - last.video_bytes_sent) / span / 1000
             v.down_kbps = 8 * (snap.bytes_received - last.bytes_received) / span / 1000
         v.video_on = session.video_on
+        self._write_stats(snap, session, span_ok=last is not None and snap.at > last.at)
         v.warnings = await media.check()
         for warning in v.warnings:
             if warning not in self._warned:  # once each: the panel shows them as they last
@@ -546,6 +570,54 @@ class CallRunner:
                 if isinstance(self.ui, PlainLines):
                     self.ui.note(f"warning: {warning}")
         v.echo_cancel = media.echo_cancel
+
+    def _write_stats(self, snap: StatsSnapshot, session: CallSession, *, span_ok: bool) -> None:
+        """One line of --stats: the uplink, bitrates each way, RTT, loss, the buffer."""
+        if self.stats_log._fh is None:
+            return
+        v = self.view
+        u = v.uplink
+        receiver = self.media.receiver if self.media is not None else None
+        connected = self.view.connected_at
+        record: dict[str, Any] = {
+            "t": round(time.time(), 3),
+            "since_connected_s": None
+            if connected is None
+            else round(time.monotonic() - connected, 2),
+            "phase": v.phase,
+            "sent_kbps": None
+            if not span_ok
+            else {"audio": _round(v.up_kbps, 1), "video": _round(v.video_up_kbps, 1)},
+            "received_kbps": _round(v.down_kbps, 1) if span_ok else None,
+            "rtt_ms": _round(v.rtt_ms, 1),
+            "jitter_ms": _round(v.jitter_ms, 2),
+            "loss_pct": _round(v.loss_pct, 2),
+            "buffer_ms": _round(v.buffer_ms, 1),
+            "concealed_pct": _round(v.concealed_pct, 2),
+            "packets_sent": snap.packets_sent,
+            "video_packets_sent": snap.video_packets_sent,
+        }
+        if u is not None:
+            record["uplink"] = {
+                "mode": u.mode,
+                "estimate_kbps": round(u.estimate_bps / 1000, 1),
+                "audio_kbps": round(u.audio_bps / 1000, 1),
+                "video_kbps": round(u.video_bps / 1000, 1),
+                "video_size": u.video_size,
+                "video_fps": u.video_fps,
+                "video_paused": u.video_paused,
+                "queue_ms": _round(u.queue_ms, 1),
+                "rtt_ms": _round(u.rtt_ms, 1),
+                "loss_pct": round(u.loss_pct, 2),
+                "remb_kbps": None if u.remb_bps is None else round(u.remb_bps / 1000, 1),
+                "retransmitted": u.retransmitted,
+                "probes": u.probes,
+                "keyframes": u.keyframes,
+                "frames_sent": u.frames_sent,
+            }
+        if receiver is not None:
+            record["buffer_target_ms"] = _round(receiver.target_ms, 1)
+        self.stats_log.line(record)
 
     # ------------------------------------------------------------------ keys
 
@@ -669,6 +741,7 @@ class CallRunner:
         if self.media is not None:
             await self.media.close()
         self.events.close()
+        self.stats_log.close()
         if self.transcript is not None:
             self.transcript.close()
         if self.peer is not None:

@@ -704,9 +704,26 @@ def serve(
         bool,
         typer.Option(
             "--no-remb",
-            help="Send no REMB bandwidth estimate: only receiver reports, as some servers do.",
+            help="Send no REMB bandwidth estimate (with --no-transport-cc: receiver reports"
+            " only, as some servers do).",
         ),
     ] = False,
+    no_transport_cc: Annotated[
+        bool,
+        typer.Option(
+            "--no-transport-cc",
+            help="Decline transport-cc: no transport-wide feedback for the caller's packets.",
+        ),
+    ] = False,
+    video_codec: Annotated[
+        str | None,
+        typer.Option(
+            "--video-codec",
+            metavar="vp8|h264",
+            help="Answer video with this codec when the offer has it (default: the offer's first).",
+            show_default=False,
+        ),
+    ] = None,
     verbose: VerboseOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
@@ -724,6 +741,8 @@ def serve(
         from .sandbox.peer import PeerConfig
         from .sandbox.serve import build_config, serve_forever
 
+        if video_codec is not None and video_codec.lower() not in ("vp8", "h264"):
+            raise UsageError(f"--video-codec {video_codec}: unknown", "use vp8 or h264")
         try:
             impairments = None if network is None else parse_network(network, seed)
         except ValueError as exc:
@@ -759,6 +778,8 @@ def serve(
             fec=not no_fec,
             network=impairments,
             remb=not no_remb,
+            transport_cc=not no_transport_cc,
+            video_codec=None if video_codec is None else video_codec.lower(),
         )
         if impairments is not None:
             sys.stderr.write(f"network: {impairments.describe()}\n")
@@ -1011,6 +1032,15 @@ def call(
             help="Log every data-channel message, both ways, with time and direction.",
         ),
     ] = None,
+    stats: Annotated[
+        Path | None,
+        _opt(
+            "--stats",
+            metavar="FILE.jsonl",
+            help="Write the call's figures once a second (the uplink estimate and what each"
+            " medium gets, bitrates each way, RTT, loss, jitter, the receive buffer).",
+        ),
+    ] = None,
     duration: Annotated[
         float | None,
         _opt("--duration", min=0.1, metavar="SECONDS", help="Hang up after this long connected."),
@@ -1200,7 +1230,7 @@ def call(
                 record_both=record_both,
                 muted=muted or ptt,
             ),
-            outputs=Outputs(events=events, transcript=transcript),
+            outputs=Outputs(events=events, transcript=transcript, stats=stats),
             screen=Screen(
                 tty=tty,
                 keys=keys,
@@ -1228,10 +1258,19 @@ def call(
             render.error(outcome.error)
         else:
             s = outcome.summary
-            render.note(
+            line = (
                 f"call ended ({s['ended_by']}) after {s['duration_s']:.1f} s;"
                 f" connected in {s['ms_to_connected']} ms"
             )
+            uplink = s.get("uplink")
+            if uplink:
+                line += f"; uplink ~{uplink['estimate_kbps']['median']:.0f} kbit/s"
+            if s.get("video_paused_ms"):
+                line += (
+                    f"; camera paused {s['video_paused_ms'] / 1000:.1f} s"
+                    f" (uplink down to ~{uplink['estimate_kbps']['min']:.0f} kbit/s)"
+                )
+            render.note(line)
         return int(outcome.exit_code)
 
     code = run(work)

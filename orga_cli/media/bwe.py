@@ -46,6 +46,7 @@ RR_QUEUE_HIGH_S = 0.045  # report mode: a queue this long (RTT over its minimum)
 RR_QUEUE_LOW_S = 0.020  # ... and below this, the rate may grow
 SLOW_START = 1.25  # report mode, before any congestion: growth a second (else 8 %)
 REPORT_NEAR_GROWTH = 0.03  # report mode, near the capacity last seen: growth a second
+REPORT_CALM_S = 6.0  # report mode: the capacity last seen is forgotten after this long calm
 
 
 @dataclass
@@ -415,9 +416,10 @@ class BandwidthEstimator:
                 self.delivered = sent * (1 - fraction_lost)
         if self.mode != "receiver reports" and self.twcc_negotiated:
             return
-        # A report only about packets sent before the last decrease shows nothing new, and a
-        # round trip echoing a sender report sent before it neither.
-        fresh_loss = last is None or last > self.congested_at
+        # A report mostly about packets sent before the last decrease shows nothing new
+        # (while the queue that decrease answers drains, it still drops), and a round trip
+        # echoing a sender report sent before it neither.
+        fresh_loss = first is None or last is None or (first + last) / 2 > self.congested_at
         fresh_delay = (
             rtt is not None and measured_at is not None and measured_at > self.congested_at
         )
@@ -559,6 +561,10 @@ class BandwidthEstimator:
             return
         if throughput is not None and self._capacity.above(throughput):
             self._capacity = LinkCapacity()  # the link grew past what was seen: forget it
+        if self.mode == "receiver reports" and now - self.congested_at > REPORT_CALM_S:
+            # No probe can tell a link that grew: after long enough without congestion, what
+            # was its capacity may no longer be.
+            self._capacity = LinkCapacity()
         if self._capacity.near(self.target):
             if self.mode == "receiver reports":
                 # Reports come a second or more apart: what is added before the next one
@@ -659,11 +665,17 @@ class BandwidthEstimator:
         if self._probe_again is not None:
             rate, self._probe_again = self._probe_again, None
             return min(rate, self.max_bps) if rate > self.target else None
-        # Periodic probes only while no capacity is known (none seen yet, or the link grew
-        # past it): on a link that is full, a probe would only fill its queue.
-        calm = now - self.congested_at > 3.0 and now - self._last_probe_at > 3.0
-        if calm and self._capacity.mean is None:
+        # Periodic probes while no capacity is known (none seen yet, or the link grew past
+        # it), and, less often, while the allocator waits for more (a paused camera, a
+        # smaller picture): short ones (15 ms at the probe's rate), so that on a link that
+        # is full they add about that much to its queue and no more.
+        calm = now - self.congested_at > 3.0
+        if calm and self._capacity.mean is None and now - self._last_probe_at > 3.0:
             return min(2 * self.target, self.max_bps)
+        if calm and self.growth_floor > self.target and now - self._last_probe_at > 4.0:
+            return min(
+                max(1.2 * self.growth_floor, 1.3 * self.target), 2 * self.target, self.max_bps
+            )
         return None
 
     def start_probe(self, now: float, rate: float) -> int:

@@ -121,3 +121,41 @@ class FeedbackSender:
             self._count = (self._count + 1) & 0xFF
             self._next = start + len(arrivals)
         return out
+
+
+def accept_transport_cc(answer_sdp: str, offer_sdp: str) -> tuple[str, int | None]:
+    """*answer_sdp* accepting the transport-wide sequence number extension (with the id the
+    offer gave it) and ``transport-cc`` feedback in each section where the offer asked for
+    them; and that id, or None when the offer did not ask. For an answerer (aiortc) that
+    does not know the extension: the feedback itself is then this module's."""
+    from .. import sdp as sdplib
+
+    offer = sdplib.parse(offer_sdp)
+    ident = None
+    asked: set[int] = set()  # media sections (by index) that asked
+    for index, media in enumerate(offer.media):
+        for ext in media.header_extensions:
+            number, _, uri = ext.partition(" ")
+            if uri.split() and uri.split()[0] == wire.TRANSPORT_CC_URI:
+                ident = int(number.split("/")[0])
+                asked.add(index)
+    if ident is None:
+        return answer_sdp, None
+    eol = "\r\n" if "\r\n" in answer_sdp else "\n"
+    out: list[str] = []
+    index = -1
+    payloads: list[str] = []
+    for line in answer_sdp.split(eol):
+        if line.startswith("m="):
+            index += 1
+            payloads = line.split()[3:]
+        out.append(line)
+        if index not in asked or line.startswith("m="):
+            continue
+        if line.startswith("a=mid:"):
+            out.append(f"a=extmap:{ident} {wire.TRANSPORT_CC_URI}")
+        elif line.startswith("a=rtpmap:"):
+            pt, _, codec = line[len("a=rtpmap:") :].partition(" ")
+            if pt in payloads and not codec.lower().startswith(("rtx/", "red/", "ulpfec/")):
+                out.append(f"a=rtcp-fb:{pt} transport-cc")
+    return eol.join(out), ident

@@ -208,6 +208,7 @@ class Uplink:
         self._restore: Callable[[], None] | None = None
         self._ours: set[int] = set()
         self._last_second = -math.inf
+        self._video_since: float | None = None  # since when the video flows unpaused
 
     # ------------------------------------------------------------------ set-up
 
@@ -340,8 +341,14 @@ class Uplink:
         for fb in rtcp.feedback:
             est.on_transport_feedback(now, fb.packets)
         if rtcp.remb is not None and self.negotiated.video_ssrc in rtcp.remb[1]:
-            audio = self.allocation.audio_bps if self.allocation else 0
-            est.on_remb(now, rtcp.remb[0], audio + self.allocator.audio_overhead())
+            est.remb = float(rtcp.remb[0])
+            # REMB counts only when nothing better speaks (transport-wide feedback does for
+            # every packet), and once the video has flowed a while: a receiver's estimate
+            # made while the camera was paused is about nothing.
+            flowing = self._video_since is not None and now - self._video_since >= 2.0
+            if est.mode == "receiver reports" and flowing:
+                audio = self.allocation.audio_bps if self.allocation else 0
+                est.on_remb(now, rtcp.remb[0], audio + self.allocator.audio_overhead())
         for media, lost in rtcp.nacks:
             if media == self.negotiated.video_ssrc:
                 self._retransmit(now, lost)
@@ -434,6 +441,10 @@ class Uplink:
             allocation.paused,
         )
         now = self._clock()
+        if allocation.paused:
+            self._video_since = None
+        elif self._video_since is None:
+            self._video_since = now
         was_paused = before.paused if before is not None else False
         if allocation.paused and not was_paused:
             self._paused_since = now

@@ -45,6 +45,7 @@ TIME_BASE = fractions.Fraction(1, CLOCK)
 KEYFRAME_INTERVAL_S = 1.0  # at most one keyframe a second for the receiver's requests
 MAX_PACER_S = 0.25  # drop frames while the pacer holds more video than this
 PYAV_STEP_UP, PYAV_STEP_DOWN = 1.25, 0.8  # a new PyAV encoder only past these ratios
+PYAV_HOLD_S = 4.0  # ... and not more often than this
 
 
 class PyAvEncoder:
@@ -93,11 +94,15 @@ class PyAvEncoder:
         ctx.thread_count = 1 if self.width * self.height < 640 * 480 else 2
         self._ctx = ctx
         self._fresh = True
+        self._opened = time.monotonic()
 
     def set_bitrate(self, bitrate: int) -> None:
+        """A new encoder (so a keyframe) only for a step of a quarter up, or a fifth down, and
+        not within PYAV_HOLD_S of the last, unless the bitrate fell by half (congestion)."""
         self._wanted = bitrate
         ratio = bitrate / max(1, self.bitrate)
-        if ratio >= PYAV_STEP_UP or ratio <= PYAV_STEP_DOWN:
+        held = time.monotonic() - self._opened >= PYAV_HOLD_S
+        if (held and (ratio >= PYAV_STEP_UP or ratio <= PYAV_STEP_DOWN)) or ratio <= 0.5:
             self.bitrate = bitrate
             self._open()
 

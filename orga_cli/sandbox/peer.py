@@ -65,6 +65,8 @@ class PeerConfig:
     fec: bool = True  # answer useinbandfec=1 when the offer has it, and send FEC
     network: Any = None  # sandbox.network.Impairments: a lossy relay in front of each call
     remb: bool = True  # estimate the video's bandwidth and send REMB (aiortc's receiver)
+    transport_cc: bool = True  # accept transport-cc and send transport-wide feedback
+    video_codec: str | None = None  # "vp8" or "h264": the one the answer picks, if offered
 
 
 class ReplyTrack(OpusTrack):
@@ -154,6 +156,7 @@ class EchoCall:
     receiver: AudioReceiver = field(default_factory=AudioReceiver)
     puller: WallClockPull | None = None
     relay: Any = None
+    feedback: Any = None  # media/feedback.py FeedbackSender, with transport-cc
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     utterances: Utterances = field(default_factory=Utterances)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -176,6 +179,48 @@ def without_remb(offer_sdp: str) -> str:
         and not (line.startswith("a=rtcp-fb:") and "goog-remb" in line)
     ]
     return eol.join(keep)
+
+
+def preferring(offer_sdp: str, codec: str) -> str:
+    """The offer's video section with *codec* alone (and its RTX), when it has it: the
+    sandbox then answers with that codec (aiortc takes the first it knows otherwise)."""
+    eol = "\r\n" if "\r\n" in offer_sdp else "\n"
+    lines = offer_sdp.split(eol)
+    sections: list[list[str]] = [[]]
+    for line in lines:
+        if line.startswith("m="):
+            sections.append([])
+        sections[-1].append(line)
+    out = sections[0]
+    for section in sections[1:]:
+        if not section[0].startswith("m=video"):
+            out += section
+            continue
+        names = {}
+        for line in section:
+            if line.startswith("a=rtpmap:"):
+                pt, _, name = line[len("a=rtpmap:") :].partition(" ")
+                names[pt] = name.split("/")[0].lower()
+        keep = {pt for pt, name in names.items() if name == codec.lower()}
+        for line in section:
+            if line.startswith("a=fmtp:"):
+                pt, _, params = line[len("a=fmtp:") :].partition(" ")
+                apt = dict(p.split("=", 1) for p in params.split(";") if "=" in p).get("apt")
+                if names.get(pt) == "rtx" and apt in keep:
+                    keep.add(pt)
+        if not any(names[pt] == codec.lower() for pt in keep):
+            out += section
+            continue
+        for line in section:
+            if line.startswith("m="):
+                parts = line.split()
+                line = " ".join(parts[:3] + [f for f in parts[3:] if f in keep])
+            elif line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")):
+                pt = line.split(":", 1)[1].split(" ", 1)[0]
+                if pt != "*" and pt not in keep:
+                    continue
+            out.append(line)
+    return eol.join(out)
 
 
 class EchoPeer:
@@ -209,6 +254,8 @@ class EchoPeer:
         offer_sdp = offer["sdp"]
         if not self.config.remb:
             offer_sdp = without_remb(offer_sdp)
+        if self.config.video_codec:
+            offer_sdp = preferring(offer_sdp, self.config.video_codec)
         if self.config.network is not None:
             from .network import Relay
 
@@ -241,6 +288,8 @@ class EchoPeer:
             call.tasks.append(
                 asyncio.ensure_future(follow_reported_loss(sender, call.reply.encoder))
             )
+        if self.config.transport_cc:
+            sdp = self._transport_cc(call, offer["sdp"], sdp)
         if call.relay is not None:
             sdp = await call.relay.rewrite_answer(sdp)
         call.tasks.append(asyncio.ensure_future(self._report(call)))
@@ -254,6 +303,25 @@ class EchoPeer:
             "conversation_id": conversation_id,
             "answer": {"sdp": sdp, "type": "answer"},
         }
+
+    @staticmethod
+    def _transport_cc(call: EchoCall, offer_sdp: str, answer_sdp: str) -> str:
+        """Accept transport-cc when the offer asks, and answer every numbered packet the
+        peer receives with transport-wide feedback (aiortc knows neither)."""
+        from .. import sdp as sdplib
+        from ..media.feedback import FeedbackSender, accept_transport_cc
+        from ..seams import intercept_srtp
+
+        sdp, ident = accept_transport_cc(answer_sdp, offer_sdp)
+        transports = [t.receiver.transport for t in call.pc.getTransceivers()]
+        if ident is None or not transports:
+            return answer_sdp
+        ssrcs = [s for m in sdplib.parse(answer_sdp).media for s in m.ssrcs]
+        dtls = transports[0]
+        call.feedback = FeedbackSender(ident, dtls._send_rtp, ssrcs[0] if ssrcs else 1)
+        intercept_srtp(dtls, incoming_rtp=call.feedback.on_packet)
+        call.feedback.start()
+        return sdp
 
     # ------------------------------------------------------------------ media
 
@@ -360,6 +428,9 @@ class EchoPeer:
                     "buffer_ms": None
                     if call.receiver.buffer_ms is None
                     else round(call.receiver.buffer_ms, 1),
+                    # what its receive buffer played, and of that what it concealed
+                    "audio_played_ms": round(1000 * call.receiver.stats.samples_out / RATE),
+                    "audio_concealed_ms": round(1000 * call.receiver.stats.concealed / RATE),
                     **self._network(call),
                 }
             )
@@ -386,6 +457,8 @@ class EchoPeer:
         call.closed = True
         for task in call.tasks:
             task.cancel()
+        if call.feedback is not None:
+            await call.feedback.stop()
         if call.puller is not None:
             await call.puller.stop()
         with contextlib.suppress(Exception):
