@@ -90,9 +90,10 @@ _orga() {
                 --save-received) return ;;
                 --network) return ;;
                 --seed) return ;;
+                --video-codec) return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W '--host --port --api-key --token-ttl --require-email --known-email --ice-server --ice-username --ice-credential --reply --echo-delay --save-received --network --seed --no-fec --no-remb --verbose -v --debug --help -h' -- "$cur"))
+                COMPREPLY=($(compgen -W '--host --port --api-key --token-ttl --require-email --known-email --ice-server --ice-username --ice-credential --reply --echo-delay --save-received --network --seed --no-fec --no-remb --no-transport-cc --video-codec --verbose -v --debug --help -h' -- "$cur"))
             fi
             ;;
         "devices")
@@ -132,6 +133,7 @@ _orga() {
                 --record-both) return ;;
                 --transcript) return ;;
                 --events) return ;;
+                --stats) return ;;
                 --duration) return ;;
                 --ice-timeout) return ;;
                 --ice-server) return ;;
@@ -149,7 +151,7 @@ _orga() {
                 --timeout) return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W '--sandbox --token -t --voice --model --temperature --instructions --transcribe --no-history --audio-in --input-device --video-in --no-video --camera --video-quality --output-device --no-speaker --aec --no-aec --no-ns --no-agc --record --record-mic --record-both --transcript --muted --ptt --events --duration --json --ice-timeout --ice-server --ice-username --ice-credential --relay-only --connect-timeout --reconnect-timeout --no-reconnect --dump-sdp --sandbox-reply --sandbox-save-received --email --api-key --base-url --profile -p --timeout --insecure-http --verbose -v --debug --help -h' -- "$cur"))
+                COMPREPLY=($(compgen -W '--sandbox --token -t --voice --model --temperature --instructions --transcribe --no-history --audio-in --input-device --video-in --no-video --camera --video-quality --output-device --no-speaker --aec --no-aec --no-ns --no-agc --record --record-mic --record-both --transcript --muted --ptt --events --stats --duration --json --ice-timeout --ice-server --ice-username --ice-credential --relay-only --connect-timeout --reconnect-timeout --no-reconnect --dump-sdp --sandbox-reply --sandbox-save-received --email --api-key --base-url --profile -p --timeout --insecure-http --verbose -v --debug --help -h' -- "$cur"))
             fi
             ;;
         "sdp")

@@ -1265,7 +1265,7 @@ def call(
             uplink = s.get("uplink")
             if uplink:
                 line += f"; uplink ~{uplink['estimate_kbps']['median']:.0f} kbit/s"
-            if s.get("video_paused_ms"):
+            if s.get("video_paused_ms") and uplink:
                 line += (
                     f"; camera paused {s['video_paused_ms'] / 1000:.1f} s"
                     f" (uplink down to ~{uplink['estimate_kbps']['min']:.0f} kbit/s)"

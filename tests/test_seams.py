@@ -94,3 +94,83 @@ def test_seam_4_dtls_failure_reason() -> None:
         assert handler.reason == "fingerprint mismatch"
     finally:
         handler.detach()
+
+
+@pytest.mark.timeout(30)
+async def test_seam_5_the_srtp_boundary() -> None:
+    """Every RTP and RTCP packet aiortc sends goes through RTCDtlsTransport._send_rtp, and
+    every one received through _handle_rtp_data / _handle_rtcp_data: the uplink's pacer,
+    numbering and feedback stand there (media/uplink.py, media/feedback.py)."""
+    import asyncio
+
+    import aiortc.rtcdtlstransport as dtls_module
+    import aiortc.rtcrtpreceiver as receiver_module
+    import aiortc.rtcrtpsender as sender_module
+    from aiortc.mediastreams import AudioStreamTrack
+
+    from orga_cli.media import wire
+
+    assert inspect.getsource(sender_module).count("self.transport._send_rtp(") >= 2
+    assert "self.transport._send_rtp(" in inspect.getsource(receiver_module)
+    recv = inspect.getsource(dtls_module.RTCDtlsTransport._recv_next)
+    assert "self._handle_rtcp_data(" in recv and "self._handle_rtp_data(" in recv
+    a, b = RTCPeerConnection(), RTCPeerConnection()
+    a.addTransceiver(AudioStreamTrack(), direction="sendrecv")
+    await a.setLocalDescription(await a.createOffer())
+    await b.setRemoteDescription(a.localDescription)
+    b.addTrack(AudioStreamTrack())
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(RTCSessionDescription(b.localDescription.sdp, "answer"))
+    sent: list[bytes] = []
+    rtcp_in: list[bytes] = []
+    rtp_in: list[bytes] = []
+
+    async def outgoing(data: bytes, send: seams.Send) -> None:
+        sent.append(data)
+        await send(data)
+
+    async def incoming(data: bytes, route: seams.Send) -> None:
+        rtcp_in.append(data)
+        await route(data)
+
+    transport = a.getTransceivers()[0].sender.transport
+    restore = seams.intercept_srtp(transport, outgoing, incoming, rtp_in.append)
+    try:
+        for _ in range(100):
+            if any(wire.sender_report_time(p) for p in sent) and rtcp_in and rtp_in:
+                break
+            await asyncio.sleep(0.05)
+        assert any(not wire.is_rtcp(p) for p in sent), "no RTP went through _send_rtp"
+        assert any(wire.sender_report_time(p) for p in sent), "no sender report went through"
+        assert any(wire.parse_rtcp(p).reports for p in rtcp_in), "no receiver report came in"
+        assert rtp_in and wire.rtp_header(rtp_in[0]).ssrc > 0
+        restore()
+        assert transport._send_rtp.__func__ is dtls_module.RTCDtlsTransport._send_rtp
+    finally:
+        await a.close()
+        await b.close()
+    with pytest.raises(seams.SeamMissing):
+        seams.intercept_srtp(object())
+
+
+def test_seam_6_encoded_video_passes_through() -> None:
+    """aiortc's sender packetizes what a track returns when it is an av.Packet instead of
+    encoding it (media/video.py encodes the video itself), for VP8 and H.264 alike; and the
+    Opus packets of media/sources.py take the same road."""
+    import aiortc.rtcrtpsender as sender_module
+    from aiortc.codecs.h264 import H264Encoder
+    from aiortc.codecs.vpx import Vp8Encoder
+
+    source = inspect.getsource(sender_module.RTCRtpSender._next_encoded_frame)
+    assert "isinstance(data, Frame)" in source and ".pack(data)" in source
+    import av
+
+    packet = av.Packet(b"\x10\x02\x00\x9d\x01\x2a" + bytes(100))
+    packet.pts, packet.time_base = 3000, __import__("fractions").Fraction(1, 90000)
+    payloads, timestamp = Vp8Encoder().pack(packet)
+    assert payloads and timestamp == 3000
+    nal = b"\x00\x00\x00\x01\x67" + bytes(20) + b"\x00\x00\x00\x01\x65" + bytes(3000)
+    h264 = av.Packet(nal)
+    h264.pts, h264.time_base = 3000, packet.time_base
+    payloads, _ = H264Encoder().pack(h264)
+    assert len(payloads) >= 3  # a STAP-A or single NAL, then FU-A fragments

@@ -25,7 +25,7 @@ RTX_SHARE = 0.05  # of the video's part, kept for retransmissions
 UP_HOLD_S = 2.0  # a higher step's rate must hold this long before stepping up
 SIMPLE_PICTURE = 0.6  # an encoder using less of its bitrate than this has a simple picture
 PAUSE_HOLD_S = 2.0  # ... and this long to come back from a pause
-START_GRACE_S = 3.0  # the full picture at first, whatever the estimate (see Allocator.first)
+START_S, START_HOLD_S = 5.0, 0.5  # in the call's first seconds, a shorter hold to step up
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class Allocator:
         self.audio_bps = AUDIO_MAX
         self._up_since: dict[int, float] = {}  # step -> since when its rate has been met
         self._started = False
-        self._grace_until = 0.0
+        self._start = 0.0
 
     @staticmethod
     def audio_overhead() -> float:
@@ -93,16 +93,15 @@ class Allocator:
         return (audio + top / (1 - RTX_SHARE)) / HEADROOM
 
     def first(self, estimate: float, now: float = 0.0) -> Allocation:
-        """The starting allocation: the full picture, at what the estimate allows. The
-        link is not known yet (the estimate starts low and probes, or grows, within the
-        first seconds), and a bitrate that is low for the size only costs sharpness: the
-        size steps down only after START_GRACE_S if the link stays narrow, instead of
-        stepping down at once and up again (a keyframe each)."""
+        """The starting allocation: the step the estimate allows. Not the full picture at a
+        low bitrate: a first keyframe of 640x480 cannot be made small (the quantizer has a
+        ceiling), and on a narrow link it alone fills the queue. In the first seconds a
+        higher step is taken after a short hold (probes measure the link then)."""
         self._started = True
-        self._grace_until = now + START_GRACE_S
+        self._start = now
         video = self._video_share(estimate)
         if self.has_video:
-            self.step = 0 if video >= self.ladder[-1].stay else None
+            self.step = next((i for i, s in enumerate(self.ladder) if video >= s.stay), None)
             self.paused = self.step is None
         return self._allocation(video)
 
@@ -156,8 +155,6 @@ class Allocator:
         # Down at once, as far as needed; a picture that leaves most of its bitrate unused
         # keeps its size until the bitrate is half what the step needs.
         floor = ladder[step].stay * (1.0 if used >= SIMPLE_PICTURE else 0.5)
-        if now < self._grace_until:
-            floor = ladder[-1].stay
         if video < floor:
             lower: int | None = step
             while lower is not None and video < ladder[lower].stay:
@@ -168,10 +165,11 @@ class Allocator:
             return
         # Up to the highest step whose rate has held for UP_HOLD_S (after a probe finds a
         # link much wider, that is several steps at once).
+        hold = START_HOLD_S if now - self._start < START_S else UP_HOLD_S
         for upper in range(step):
             if video >= ladder[upper].enter:
                 since = self._up_since.setdefault(upper, now)
-                if now - since >= UP_HOLD_S:
+                if now - since >= hold:
                     self.step = upper
                     self._up_since.clear()
                     return

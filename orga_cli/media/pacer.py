@@ -86,7 +86,7 @@ class Pacer:
         self._task: asyncio.Task[None] | None = None
         self._probe: ProbeRun | None = None
         self._probe_done: Callable[[int], None] = lambda ident: None
-        self._history: deque[bytes] = deque(maxlen=64)  # recent video packets, for padding
+        self._history: deque[tuple[float, bytes]] = deque(maxlen=64)  # recent video, padding
         self.dropped = 0  # packets too old to be worth sending
         self.sent_packets = 0
         self.padding_packets = 0
@@ -120,7 +120,7 @@ class Pacer:
             self._queue.appendleft(item)
         else:
             self._queue.append(item)
-            self._history.append(data)
+            self._history.append((item.at, data))
         self._queued_bytes += len(data) + WIRE_OVERHEAD
         self._wake.set()
 
@@ -206,20 +206,17 @@ class Pacer:
     def _padding(self, rate: float) -> bytes | None:
         """A packet that carries nothing new, about a fifth of 15 ms at the probe's rate (a
         slow probe in small packets, so that it does not fill a narrow link's queue): with
-        RTX, an RTX packet of padding only, or a recent video packet again when that size is
-        a whole one; without, a recent video packet as it was (a receiver drops it as a
-        duplicate)."""
+        RTX, an RTX packet of padding only; without, a video packet of the last second
+        again (a receiver drops it as a duplicate; an older one could confuse its jitter
+        buffer, so with none that recent there is no probe)."""
         if not self._history:
             return None
-        original = self._history[-1 - (self.padding_packets % len(self._history))]
+        at, original = self._history[-1 - (self.padding_packets % len(self._history))]
         if self.rtx is None:
-            return original
-        size = probe_packet_size(rate)
-        if size >= len(original):
-            return self.retransmission(original)
+            return original if self._clock() - at < 1.0 else None
         pt, ssrc = self.rtx
         self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-        return wire.padding_packet(original, pt, self._rtx_seq, ssrc, size)
+        return wire.padding_packet(original, pt, self._rtx_seq, ssrc, probe_packet_size(rate))
 
     def retransmission(self, original: bytes) -> bytes:
         """*original* as an RTX packet (RFC 4588), or as it was without RTX."""

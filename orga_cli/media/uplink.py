@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 
 TICK_S = 0.05
 RTX_BUDGET = 0.15  # of the estimate, at most, for retransmissions
-RTX_MAX_AGE_S = 1.0
+RTX_MAX_AGE_S = 1.0  # older packets are resent only as hole fillers (see _retransmit)
+RTX_OWED_S = 10.0
 VIDEO_HEADERS = 0.96  # of the video's share for its encoder: the rest is packets' headers
 START_WITH_VIDEO = 300_000
 START_AUDIO_ONLY = 48_000  # Opus at 22 kbit/s until the link is known
@@ -168,6 +169,11 @@ class UplinkStats:
     estimates: list[float] = field(default_factory=list)  # once a second, bits/s
 
 
+def _before(seq: int, other: int) -> bool:
+    """Is RTP sequence number *seq* before *other* (16 bits, wrapping)?"""
+    return seq != other and ((other - seq) & 0xFFFF) < 0x8000
+
+
 class Uplink:
     """See the module docstring. ``attach`` once the answer is applied; ``close`` at the end."""
 
@@ -203,7 +209,9 @@ class Uplink:
         self._history: dict[int, tuple[float, bytes]] = {}  # video sequence -> (sent, packet)
         self._history_order: deque[int] = deque()
         self._resent_at: dict[int, float] = {}
-        self._rtx_rate = RateWindow(1.0)
+        self._owed: dict[int, float] = {}  # NACKed packets the budget could not take yet
+        self._keyframe_seq: int | None = None  # the first packet of the last keyframe sent
+        self._rtx_rate = RateWindow(0.25)  # a short window: retransmissions spread, not in bursts
         self._task: asyncio.Task[None] | None = None
         self._restore: Callable[[], None] | None = None
         self._ours: set[int] = set()
@@ -300,6 +308,8 @@ class Uplink:
             await pacer.send_now(data, header)
 
     def _remember(self, sequence: int, data: bytes) -> None:
+        if self.video is not None and wire.starts_keyframe(data, self.video.codec):
+            self._keyframe_seq = sequence
         self._history[sequence] = (self._clock(), data)
         self._history_order.append(sequence)
         while len(self._history_order) > 1024:
@@ -358,28 +368,44 @@ class Uplink:
             await deliver(rtcp.rest)
 
     def _retransmit(self, now: float, lost: list[int]) -> None:
-        """Answer a NACK: each packet at most once per round trip, while it is recent and
-        retransmissions stay within their share of the estimate."""
+        """Answer a NACK: each packet at most once per round trip, while retransmissions
+        stay within their share of the estimate. What the budget cannot take now is owed,
+        and sent when it can: some receivers ask only once, and a jitter buffer with a hole
+        in it stops there (aiortc's waits for 128 packets more), so a packet a later keyframe
+        has replaced is still sent once, if later. (Not as an empty RTX: aiortc makes an
+        empty frame of it, and an empty packet puts its decoder at end-of-stream for good.)"""
         pacer = self.pacer
         assert pacer is not None
         rtt = self.estimator.rtt or 0.1
-        budget = RTX_BUDGET * self.estimator.target * self._rtx_rate.window / 8  # bytes
+        budget = RTX_BUDGET * max(self.estimator.target, 100_000) * self._rtx_rate.window / 8
         for seq in lost:
             item = self._history.get(seq)
-            if item is None or now - item[0] > RTX_MAX_AGE_S:
+            if item is None:
                 self.stats.rtx_skipped += 1
                 continue
             if now - self._resent_at.get(seq, -math.inf) < rtt:
-                self.stats.rtx_skipped += 1
                 continue
-            if self._rtx_rate.bytes_in(now) + len(item[1]) > budget:
+            superseded = self._keyframe_seq is not None and _before(seq, self._keyframe_seq)
+            fresh = now - item[0] <= RTX_MAX_AGE_S
+            if not superseded and not fresh:
                 self.stats.rtx_skipped += 1
                 continue
             packet = pacer.retransmission(item[1])
+            if self._rtx_rate.bytes_in(now) + len(packet) > budget:
+                self._owed.setdefault(seq, now)
+                continue
+            self._owed.pop(seq, None)
             self._resent_at[seq] = now
             self._rtx_rate.add(now, len(packet))
             self.stats.retransmitted += 1
             pacer.enqueue(packet, wire.rtp_header(packet), kind="rtx")
+
+    def _pay_owed(self, now: float) -> None:
+        for seq, since in list(self._owed.items()):
+            if now - since > RTX_OWED_S or seq not in self._history:
+                del self._owed[seq]
+        if self._owed:
+            self._retransmit(now, sorted(self._owed, key=self._owed.__getitem__))
 
     # ------------------------------------------------------------------ control
 
@@ -400,6 +426,7 @@ class Uplink:
         allocation = self.allocator.update(now, target, used)
         est.growth_floor = self.allocator.next_need()
         self._apply(allocation)
+        self._pay_owed(now)
         pacer = self.pacer
         if pacer is not None:
             pacer.rate = max(target, 100_000) * PACING_FACTOR
@@ -516,6 +543,7 @@ class Uplink:
                     if on
                 ],
                 "probes": s.probes,
+                "video_codec": self.negotiated.video_codec if self.video is not None else None,
             },
             "packets_retransmitted": s.retransmitted,
         }

@@ -155,6 +155,40 @@ def padding_packet(
     return bytes(header) + b"\x00" * (count - 1) + bytes((count,))
 
 
+def starts_keyframe(data: bytes, codec: str) -> bool:
+    """Does this RTP packet begin a keyframe? VP8 (RFC 7741): the first packet of the first
+    partition, its payload header's P bit clear; H.264 (RFC 6184): an IDR or SPS NAL unit,
+    alone, first in a STAP-A, or starting a FU-A."""
+    try:
+        head = rtp_header(data)
+    except ValueError:
+        return False
+    payload = data[head.header_size : len(data) - head.padding]
+    if not payload:
+        return False
+    if codec == "h264":
+        nal = payload[0] & 0x1F
+        if nal == 24 and len(payload) > 3:  # STAP-A: size (2 bytes), then the NAL
+            nal = payload[3] & 0x1F
+        elif nal == 28 and len(payload) > 1:  # FU-A: start bit and type
+            return bool(payload[1] & 0x80) and (payload[1] & 0x1F) in (5, 7)
+        return nal in (5, 7)
+    first = payload[0]
+    if not first & 0x10 or first & 0x0F:  # S: start of a partition, PID 0
+        return False
+    pos = 1
+    if first & 0x80 and len(payload) > 1:  # X: extension byte, then I, L, T/K
+        ext = payload[1]
+        pos = 2
+        if ext & 0x80 and len(payload) > pos:  # I: picture id, 7 or 15 bits
+            pos += 2 if payload[pos] & 0x80 else 1
+        if ext & 0x40:
+            pos += 1
+        if ext & 0x30:
+            pos += 1
+    return len(payload) > pos and not payload[pos] & 0x01
+
+
 # --------------------------------------------------------------------------- RTCP
 
 
