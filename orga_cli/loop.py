@@ -64,3 +64,23 @@ def handling(signals: Iterable[signal.Signals], handler: Callable[[], None]) -> 
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+class Background:
+    """One long-lived task of an object (a pacer, a feedback sender, a control loop):
+    started once, cancelled and awaited on stop, its end never raised to the stopper."""
+
+    def __init__(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._work = work
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._work())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -7,9 +7,11 @@ copy (Debian: libopus0, libvpx7) is the fallback.
 
 from __future__ import annotations
 
+import ctypes
 import ctypes.util
 import glob
 import os
+from typing import Any
 
 
 def library_candidates(name: str) -> list[str]:
@@ -31,3 +33,18 @@ def library_candidates(name: str) -> list[str]:
     if found:
         paths.append(found)
     return paths
+
+
+def load_library(name: str, symbol: str) -> tuple[Any | None, list[str]]:
+    """The first of lib*name*'s candidates that loads and has *symbol*, or None; and why
+    each one tried was not it."""
+    errors = []
+    for path in library_candidates(name):
+        try:
+            lib = ctypes.CDLL(path)
+            getattr(lib, symbol)
+        except (OSError, AttributeError) as exc:
+            errors.append(f"{path}: {exc}")
+            continue
+        return lib, errors
+    return None, errors

@@ -13,11 +13,11 @@ for one without).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from ..loop import Background
 from . import wire
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class FeedbackSender:
         self._next = -1  # the first sequence number not yet reported
         self._media_ssrc = 0
         self._count = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background(self._run)
         self.sent = 0
 
     def on_packet(self, data: bytes, arrival: float | None = None) -> None:
@@ -66,15 +66,10 @@ class FeedbackSender:
         self._media_ssrc = int.from_bytes(data[8:12], "big")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

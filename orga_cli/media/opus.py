@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MediaError
-from .bundled import library_candidates
+from .bundled import load_library
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +46,8 @@ def libopus() -> Any:
     global _lib
     if _lib is not None:
         return _lib
-    errors = []
-    for path in library_candidates("opus"):
-        try:
-            lib = ctypes.CDLL(path)
-            lib.opus_decoder_create  # noqa: B018 - is it libopus at all?
-        except (OSError, AttributeError) as exc:
-            errors.append(f"{path}: {exc}")
-            continue
-        break
-    else:
+    lib, errors = load_library("opus", "opus_decoder_create")
+    if lib is None:
         raise MediaError(
             "libopus was not found" + (f" ({'; '.join(errors)})" if errors else ""),
             "reinstall PyAV (`pip install --force-reinstall av`) or install libopus0",

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ..loop import Background
 from . import wire
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class Pacer:
         self._budget = 0.0  # bytes
         self._last = clock()
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background(self._run)
         self._probe: ProbeRun | None = None
         self._probe_done: Callable[[int], None] = lambda ident: None
         self._history: deque[tuple[float, bytes]] = deque(maxlen=64)  # recent video, padding
@@ -94,15 +95,10 @@ class Pacer:
     # ------------------------------------------------------------------ in
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def send_now(self, data: bytes, header: wire.RtpHeader | None = None) -> None:
         """Audio and RTCP: at once, ahead of anything queued (they count in the budget)."""

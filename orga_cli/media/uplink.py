@@ -24,7 +24,6 @@ losses, which every receiver reports.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import sdp as sdplib
+from ..loop import Background
 from . import wire
 from .allocator import Allocation, Allocator
 from .bwe import BandwidthEstimator, RateWindow
@@ -212,7 +212,7 @@ class Uplink:
         self._owed: dict[int, float] = {}  # NACKed packets the budget could not take yet
         self._keyframe_seq: int | None = None  # the first packet of the last keyframe sent
         self._rtx_rate = RateWindow(0.25)  # a short window: retransmissions spread, not in bursts
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background(self._control)
         self._restore: Callable[[], None] | None = None
         self._ours: set[int] = set()
         self._last_second = -math.inf
@@ -264,14 +264,10 @@ class Uplink:
         if self.feedback is not None:
             self.feedback.start()
         self._apply(self.allocator.first(self.estimator.target, self._clock()))
-        self._task = asyncio.ensure_future(self._control())
+        self._task.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await self._task.stop()
         if self.feedback is not None:
             await self.feedback.stop()
         if self.pacer is not None:

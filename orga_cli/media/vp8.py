@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .bundled import library_candidates
+from .bundled import load_library
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +77,8 @@ def libvpx() -> Any:
     global _lib
     if _lib is not None:
         return _lib
-    errors = []
-    for path in library_candidates("vpx"):
-        try:
-            lib = ctypes.CDLL(path)
-            lib.vpx_codec_vp8_cx  # noqa: B018 - has it the VP8 encoder?
-        except (OSError, AttributeError) as exc:
-            errors.append(f"{path}: {exc}")
-            continue
-        break
-    else:
+    lib, errors = load_library("vpx", "vpx_codec_vp8_cx")
+    if lib is None:
         raise VpxUnavailable("libvpx was not found" + (f" ({'; '.join(errors)})" if errors else ""))
     ptr, c_int, c_uint = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint
     lib.vpx_codec_version_str.restype = ctypes.c_char_p
