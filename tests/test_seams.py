@@ -136,8 +136,11 @@ async def test_seam_5_the_srtp_boundary() -> None:
     transport = a.getTransceivers()[0].sender.transport
     restore = seams.intercept_srtp(transport, outgoing, incoming, rtp_in.append)
     try:
-        for _ in range(100):
-            if any(wire.sender_report_time(p) for p in sent) and rtcp_in and rtp_in:
+        # b's first RTCP may leave before any of a's RTP reached it (a sender report with
+        # no report block): wait for one that reports, as CI once had to.
+        for _ in range(400):
+            reported = any(wire.parse_rtcp(p).reports for p in rtcp_in)
+            if any(wire.sender_report_time(p) for p in sent) and reported and rtp_in:
                 break
             await asyncio.sleep(0.05)
         assert any(not wire.is_rtcp(p) for p in sent), "no RTP went through _send_rtp"
