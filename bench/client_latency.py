@@ -125,28 +125,29 @@ class Onsets:
 
 async def run(seconds: float, base_url: str) -> dict[str, Any]:
     import av
-    from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
+    from orga_cli import seams
     from orga_cli.api import OrgaClient
     from orga_cli.media.devices import MicrophoneSource, Speaker
+    from orga_cli.media.receive import AudioReceiver
     from orga_cli.media.sources import AudioSourceTrack
     from orga_cli.session import CallOptions, CallParams, CallSession
 
-    captured, sent, arrived, received, played = Onsets(), Onsets(), Onsets(), Onsets(), Onsets()
+    captured, sent, arrived, pulled, played = Onsets(), Onsets(), Onsets(), Onsets(), Onsets()
     opus = av.CodecContext.create("libopus", "r")
-    handle_rtp = RTCRtpReceiver._handle_rtp_packet
 
-    async def timed_handle_rtp(self: Any, packet: Any, arrival_time_ms: int) -> None:
-        if self._track is not None and self._track.kind == "audio" and packet.payload:
+    def seen(receiver: Any, packet: Any) -> None:
+        # A copy of each audio packet decoded here, to see when the click's packet came.
+        if receiver.track is not None and receiver.track.kind == "audio" and packet.payload:
             now = time.monotonic()
             for frame in opus.decode(av.Packet(packet.payload)):
                 samples = frame.to_ndarray().reshape(-1)[:: len(frame.layout.channels)]
                 arrived.feed(samples, now, at_once=True)
-        await handle_rtp(self, packet, arrival_time_ms)
 
-    RTCRtpReceiver._handle_rtp_packet = timed_handle_rtp  # type: ignore[method-assign]
+    restore = seams.on_rtp_received(seen)
     dac_ahead: list[float] = []
     buffered: list[float] = []
+    receiver = AudioReceiver()
 
     class TimedMic(MicrophoneSource):
         def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
@@ -161,31 +162,34 @@ async def run(seconds: float, base_url: str) -> dict[str, Any]:
 
     class TimedSpeaker(Speaker):
         def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+            now = time.monotonic()
             super()._callback(outdata, frames, time_info, status)
             ahead = time_info.outputBufferDacTime - time_info.currentTime
             before = len(played.times)
-            played.feed(outdata[:, 0], time.monotonic() + ahead)
+            pulled.feed(outdata[:, 0], now, at_once=True)
+            played.feed(outdata[:, 0], now + ahead)
             if len(played.times) > before:
                 dac_ahead.append(1000 * ahead)
-                buffered.append(self.buffer.buffered_ms + 1000 * frames / 48000)
+                delay = receiver.buffer_ms
+                if delay is not None:
+                    buffered.append(delay)
 
     mic = TimedMic(None)
-    speaker = TimedSpeaker(None)
+    speaker = TimedSpeaker(None, source=receiver.pull)
     track = AudioSourceTrack(mic)
     track.taps.append(lambda block: sent.feed(block, time.monotonic(), at_once=True))
-
-    def remote(samples: np.ndarray) -> None:
-        received.feed(samples, time.monotonic(), at_once=True)
-        speaker.play(samples)
-
-    async with OrgaClient(base_url, KEY) as client:
-        session = CallSession(
-            client, track, None, CallParams(), CallOptions(), on_remote_audio=remote
-        )
-        await session.start()
-        await asyncio.sleep(seconds)
-        await session.close()
-    speaker.close()
+    try:
+        async with OrgaClient(base_url, KEY) as client:
+            session = CallSession(
+                client, track, None, CallParams(), CallOptions(), receiver=receiver
+            )
+            await session.start()
+            await asyncio.sleep(seconds)
+            await session.close()
+    finally:
+        speaker.close()
+        mic.close()
+        restore()
 
     def pairs(first: list[float], then: list[float]) -> list[float]:
         """ms from each click at one point to the same click at the next (within 0.4 s).
@@ -201,28 +205,34 @@ async def run(seconds: float, base_url: str) -> dict[str, Any]:
 
     up = pairs(captured.times, sent.times)
     down = pairs(arrived.times, played.times)
-    depacket = pairs(arrived.times, received.times)
-    playout = pairs(received.times, played.times)
+    buffer = pairs(arrived.times, pulled.times)
+    device = pairs(pulled.times, played.times)
     n = min(len(up), len(down))
     if n < 5:
         raise SystemExit(
             "too few clicks made it through: "
-            f"{[len(o.times) for o in (captured, sent, arrived, received, played)]}"
+            f"{[len(o.times) for o in (captured, sent, arrived, pulled, played)]}"
         )
     up_m, down_m = statistics.median(up), statistics.median(down)
+    rx = receiver.stats
     return {
         "clicks": n,
         "capture_to_send_ms_median": round(up_m, 1),
         "receive_to_playout_ms_median": round(down_m, 1),
-        "of_which_packet_to_decoded_frame_ms": round(statistics.median(depacket), 1),
-        "of_which_decoded_frame_to_dac_ms": round(statistics.median(playout), 1),
+        "of_which_packet_to_speaker_pull_ms": round(statistics.median(buffer), 1),
+        "of_which_speaker_pull_to_dac_ms": round(statistics.median(device), 1),
         "client_added_ms_median": round(up_m + down_m, 1),
         "target_ms": 60,
-        "playout_buffer_ms_median_at_click": round(statistics.median(buffered), 1),
+        "receive_buffer_ms_median_at_click": round(statistics.median(buffered), 1)
+        if buffered
+        else None,
         "dac_ahead_ms_median_at_click": round(statistics.median(dac_ahead), 1),
-        "playout_dropped_ms": round(1000 * speaker.buffer.dropped / 48000),
-        "playout_underruns": speaker.buffer.underruns,
-        "playout_target_ms_at_end": speaker.buffer.target_ms,
+        "time_stretch_ms": {
+            "accelerated": round(1000 * rx.accelerated / 48000),
+            "expanded": round(1000 * rx.expanded / 48000),
+        },
+        "playout_underruns": rx.underruns,
+        "receive_target_ms_at_end": round(receiver.target_ms, 1),
         "portaudio_input_latency_ms": round(1000 * mic.latency, 1),
         "portaudio_output_latency_ms": round(1000 * speaker.latency, 1),
         "ok": bool(up_m + down_m <= 60),

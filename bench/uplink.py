@@ -58,6 +58,8 @@ PROFILES: dict[str, tuple[str, float, bool]] = {
     "step": ("up=rate:2000kbit,rate:300kbit@10s,rate:2000kbit@20s,queue:200ms", 32, True),
 }
 
+SECONDS: dict[str, float] = {}  # --seconds: a shorter call than the profile's
+
 TEXT = (
     "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background."
     " It is easy to tell the depth of a well. These days a chicken leg is a rare dish."
@@ -273,11 +275,14 @@ class Bench:
     async def _start(self) -> None:
         from aiohttp import web
 
-        from orga_cli.sandbox.server import SandboxConfig, SandboxServer
+        from orga_cli.sandbox import start_sandbox
+        from orga_cli.sandbox.server import SandboxConfig
 
         self.offers = asyncio.Queue()
-        self.sandbox = SandboxServer(SandboxConfig(api_key=KEY), call_handler=self.answer_call)
-        self.api = await self.sandbox.start()
+        self.sandbox = await start_sandbox(
+            SandboxConfig(api_key=KEY), call_handler=self.answer_call
+        )
+        self.api = self.sandbox.base_url
         app = web.Application()
         app.router.add_get(
             "/answerer", lambda r: web.Response(text=ANSWERER, content_type="text/html")
@@ -402,6 +407,7 @@ def run_call(
     tmp: Path,
 ) -> dict[str, Any]:
     spec, seconds, video = PROFILES[name]
+    seconds = SECONDS.get(name, seconds)
     bench.network = spec
     bench.stats_in.clear()
     bench.caller_in.clear()
@@ -505,6 +511,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", type=int, default=3)
+    parser.add_argument(
+        "--seconds", type=float, help="each call this long (not the step profile's): a quick run"
+    )
     parser.add_argument("--profile", action="append", choices=list(PROFILES))
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", type=Path, help="keep the recordings and files in this folder")
@@ -523,21 +532,25 @@ def main() -> None:
     for tool in ("pulseaudio", "parecord", "chromium", "espeak-ng", "sox"):
         if not shutil.which(tool):
             raise SystemExit(f"bench/uplink.py needs {tool}")
+    if args.seconds:
+        SECONDS.update({name: args.seconds for name in PROFILES if name != "step"})
     results: dict[str, Any] = {"network": network, "calls": args.calls, "profiles": {}}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = args.keep or Path(tmp_name)
         tmp.mkdir(parents=True, exist_ok=True)
         speech = speech_wav(tmp)
         video = tmp / "scene.y4m"
-        camera_y4m(video, 10)
+        if any(PROFILES[name][2] for name in args.profile or PROFILES):
+            camera_y4m(video, 10)  # about 5 s of numpy: only when a profile has the camera
         files = {"speech": speech, "video": video, "reference": to16k(read_wav(speech))}
         pulse, pulse_env = start_pulse(tmp)
-        bench = Bench()
-        bench.start()
-        answerer = chromium(
-            f"{bench.pages}/answerer", tmp / "answerer", {**pulse_env, "PULSE_SINK": "chromium"}
-        )
-        try:
+        answerer = None
+        try:  # the sound server and the browser go whatever fails
+            bench = Bench()
+            bench.start()
+            answerer = chromium(
+                f"{bench.pages}/answerer", tmp / "answerer", {**pulse_env, "PULSE_SINK": "chromium"}
+            )
             time.sleep(3)
             for name in args.profile or list(PROFILES):
                 rows: dict[str, list[dict[str, Any]]] = {"orga": [], "chromium": []}
@@ -548,7 +561,8 @@ def main() -> None:
                         print(f"{name:10s} {who:8s} call {i + 1}: {row}", file=sys.stderr)
                 results["profiles"][name] = summarize(name, rows)
         finally:
-            stop(answerer)
+            if answerer is not None:
+                stop(answerer)
             stop(pulse)
     if args.json:
         print(json.dumps(results, indent=2))

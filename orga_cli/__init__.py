@@ -1,32 +1,88 @@
 """orga: a command-line voice and video client for the Orga AI realtime API.
 
-The CLI is a thin layer over a library that a Python program can use on its own:
-``OrgaClient`` (the HTTP API) and, for calls, ``orga_cli.session.CallSession``.
-Heavy media modules are imported only by the code that needs them.
+The CLI (`orga_cli.cli`) is a thin layer over a library a Python program can use on its
+own, and everything it needs is importable from here:
+
+- the HTTP API: ``OrgaClient``; its answers ``Token``, ``IceServer``, ``ChannelEvent``;
+- one call: ``CallSession`` with ``CallParams`` and ``CallOptions``, a track to send
+  (``AudioSourceTrack`` over any block source) and a receive buffer (``AudioReceiver``)
+  pulled by a device or by ``WallClockPull``;
+- the local media as `orga call` opens them: ``LocalMedia(MediaConfig(...))``;
+- a whole call as `orga call` runs it, without a terminal: ``Call(CallRequest(...))``;
+- the offline sandbox: ``start_sandbox()``;
+- the error tree: ``OrgaError`` and its kinds, each with an ``exit_code`` and a ``hint``.
+
+Names are imported when first used, so `import orga_cli` costs nothing.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# name -> the module that defines it
+_WHERE: dict[str, str] = {
+    "OrgaClient": ".api",
+    "Token": ".models",
+    "IceServer": ".models",
+    "ChannelEvent": ".models",
+    "CallSession": ".session",
+    "CallParams": ".session",
+    "CallOptions": ".session",
+    "AudioReceiver": ".media.receive",
+    "WallClockPull": ".media.wallclock",
+    "AudioSourceTrack": ".media.sources",
+    "LocalMedia": ".media.local",
+    "MediaConfig": ".media.local",
+    "Call": ".call",
+    "CallRequest": ".call",
+    "Connection": ".call",
+    "Outputs": ".call",
+    "SandboxSpec": ".call",
+    "start_sandbox": ".sandbox",
+    "OrgaError": ".errors",
+    "UsageError": ".errors",
+    "ApiError": ".errors",
+    "NetworkError": ".errors",
+    "MediaError": ".errors",
+    "CallError": ".errors",
+    "ExitCode": ".errors",
+}
+
 __all__ = [
     "ApiError",
+    "AudioReceiver",
+    "AudioSourceTrack",
+    "Call",
     "CallError",
+    "CallOptions",
+    "CallParams",
+    "CallRequest",
+    "CallSession",
+    "ChannelEvent",
+    "Connection",
     "ExitCode",
     "IceServer",
+    "LocalMedia",
+    "MediaConfig",
     "MediaError",
     "NetworkError",
     "OrgaClient",
     "OrgaError",
+    "Outputs",
+    "SandboxSpec",
     "Token",
     "UsageError",
+    "WallClockPull",
     "__version__",
+    "start_sandbox",
 ]
 
 if TYPE_CHECKING:
     from .api import OrgaClient
+    from .call import Call, CallRequest, Connection, Outputs, SandboxSpec
     from .errors import (
         ApiError,
         CallError,
@@ -36,21 +92,17 @@ if TYPE_CHECKING:
         OrgaError,
         UsageError,
     )
-    from .models import IceServer, Token
+    from .media.local import LocalMedia, MediaConfig
+    from .media.receive import AudioReceiver
+    from .media.sources import AudioSourceTrack
+    from .media.wallclock import WallClockPull
+    from .models import ChannelEvent, IceServer, Token
+    from .sandbox import start_sandbox
+    from .session import CallOptions, CallParams, CallSession
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so that `import orga_cli` costs nothing until a name is used.
-    if name == "OrgaClient":
-        from .api import OrgaClient
-
-        return OrgaClient
-    if name in ("IceServer", "Token"):
-        from . import models
-
-        return getattr(models, name)
-    if name in __all__:
-        from . import errors
-
-        return getattr(errors, name)
-    raise AttributeError(name)
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(module, __name__), name)

@@ -21,7 +21,7 @@ import httpx
 
 from . import __version__
 from .config import DEFAULT_BASE_URL
-from .errors import ApiError, CallError, NetworkError, UsageError, mask, secrets
+from .errors import ApiError, CallError, NetworkError, UsageError, mask, secrets, setting
 from .models import (
     CallAnswer,
     IceServer,
@@ -68,7 +68,7 @@ def check_base_url(base_url: str, *, insecure_http: bool = False) -> str:
     if parts.scheme == "http" and not insecure_http and not is_loopback_host(parts.hostname):
         raise UsageError(
             f"refusing to send credentials in clear text to {parts.hostname} over http://",
-            "use https://, or pass --insecure-http if you really mean it",
+            f"use https://, or pass {setting('insecure_http')} if you really mean it",
         )
     return url
 
@@ -105,7 +105,7 @@ def _translate_transport(exc: httpx.HTTPError, url: httpx.URL, timeout: float) -
     if isinstance(exc, httpx.TimeoutException):
         return NetworkError(
             f"no answer from {where} within {timeout:g} s",
-            "check your network, or raise --timeout",
+            f"check your network, or raise {setting('timeout')}",
         )
     for cause in chain:
         if isinstance(cause, ssl.SSLCertVerificationError):
@@ -128,7 +128,7 @@ def _translate_transport(exc: httpx.HTTPError, url: httpx.URL, timeout: float) -
         if isinstance(cause, ConnectionRefusedError):
             return NetworkError(
                 f"connection to {where} refused",
-                "is the server running? check --base-url (and the port)",
+                f"is the server running? check {setting('base_url')} (and the port)",
             )
     text = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError) and "Name or service not known" in text:
@@ -138,7 +138,9 @@ def _translate_transport(exc: httpx.HTTPError, url: httpx.URL, timeout: float) -
             f"{where} closed the connection before a complete response ({text})",
             "try again; if it persists, check the server or proxy",
         )
-    return NetworkError(f"request to {where} failed: {text}", "check your network and --base-url")
+    return NetworkError(
+        f"request to {where} failed: {text}", f"check your network and {setting('base_url')}"
+    )
 
 
 def usable_token(token: Token | str) -> Token:
@@ -150,7 +152,7 @@ def usable_token(token: Token | str) -> Token:
     if left is not None and left <= 0:
         raise UsageError(
             f"the ephemeral token expired {int(-left) or 1} s ago",
-            "mint a new one with `orga token` (or leave out --token)",
+            f"mint a new one with `orga token` (or leave out {setting('token')})",
         )
     return token
 
@@ -186,7 +188,7 @@ class _Core:
         if not self.api_key:
             raise UsageError(
                 "no API key",
-                "pass --api-key, set ORGA_API_KEY, or run `orga config set api_key`",
+                f"pass {setting('api_key')}, set ORGA_API_KEY, or run `orga config set api_key`",
             )
         params = {"email": email} if email else None
         body = {"expires_in": expires_in} if expires_in is not None else None
@@ -198,7 +200,7 @@ class _Core:
         except ResponseFormatError as exc:
             raise NetworkError(
                 f"the token response is unusable: {exc}",
-                "check that --base-url points at the Orga API",
+                f"check that {setting('base_url')} points at the Orga API",
             ) from exc
         secrets.add(token.value)
         return token
@@ -211,7 +213,7 @@ class _Core:
         except ResponseFormatError as exc:
             raise NetworkError(
                 f"the ICE configuration is unusable: {exc}",
-                "check that --base-url points at the Orga API",
+                f"check that {setting('base_url')} points at the Orga API",
             ) from exc
         for server in servers:
             secrets.add(server.credential)
@@ -306,7 +308,7 @@ def _decode(response: httpx.Response, body: bytes) -> Any:
         what = "HTML" if "html" in ctype.lower() or body.lstrip()[:1] == b"<" else "not JSON"
         raise NetworkError(
             f"the server answered {response.status_code} but the body is {what}: {excerpt}",
-            "check that --base-url points at the Orga API, not a web page or proxy",
+            f"check that {setting('base_url')} points at the Orga API, not a web page or proxy",
         ) from exc
 
 
@@ -335,7 +337,7 @@ def _status_error(
     if status == 401 and step == "token":
         what, hint = (
             "the API key was refused",
-            ("check ORGA_API_KEY, --api-key or `orga config set api_key`"),
+            f"check ORGA_API_KEY, {setting('api_key')} or `orga config set api_key`",
         )
     elif status == 401:
         what, hint = (
@@ -345,13 +347,13 @@ def _status_error(
     elif status == 403:
         what, hint = "forbidden", "check the key's scope, or that a credential was sent"
     elif status == 404 and step == "token":
-        what, hint = "user not found", "check --email / ORGA_USER_EMAIL"
+        what, hint = "user not found", f"check {setting('email')} / ORGA_USER_EMAIL"
     elif status == 404:
-        what, hint = "not found", "check --base-url"
+        what, hint = "not found", f"check {setting('base_url')}"
     elif status == 422 and step == "token":
         what, hint = (
             "the request was rejected",
-            ("this server needs a user email: pass --email or set ORGA_USER_EMAIL"),
+            f"this server needs a user email: pass {setting('email')} or set ORGA_USER_EMAIL",
         )
     else:
         what, hint = "the request was rejected", None

@@ -190,6 +190,21 @@ class Settings:
         secrets.add(self.flags.get("api_key"))
         secrets.add(self.env.get(ENV_VARS["api_key"]))
 
+    @classmethod
+    def from_options(
+        cls,
+        options: Mapping[str, str | None],
+        profile: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Settings from a command line whose parser folded the environment into the option
+        values (Typer does): a value equal to its variable is left to the environment, so
+        that its source reads "env ORGA_…", not "flag"."""
+        env = os.environ if env is None else env
+        flags = {k: v if v != env.get(ENV_VARS[k]) else None for k, v in options.items()}
+        chosen = profile if profile != env.get("ORGA_PROFILE") else None
+        return cls(flags, profile=chosen, env=env)
+
     @property
     def file(self) -> ConfigFile:
         if self._file is None:

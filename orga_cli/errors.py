@@ -90,6 +90,65 @@ class Interrupted(OrgaError):
     exit_code = ExitCode.INTERRUPTED
 
 
+# --------------------------------------------------------------------------- settings
+
+# Every setting an error, a warning or a note may tell its reader to change, as a Python
+# caller sets it. The command line names the same settings by its flags (the CLI passes
+# its table to ``naming``), so that one message serves both readers.
+SETTINGS: dict[str, str] = {
+    "api_key": "OrgaClient(api_key=…)",
+    "base_url": "OrgaClient(base_url=…)",
+    "timeout": "OrgaClient(timeout=…)",
+    "insecure_http": "OrgaClient(insecure_http=True)",
+    "email": "create_token(email=…)",
+    "token": "CallSession(token=…)",
+    "sandbox": "orga_cli.start_sandbox()",
+    "ice_servers": "CallOptions.ice_servers",
+    "relay_only": "CallOptions.relay_only",
+    "dump_sdp": "CallOptions.dump_sdp",
+    "reconnect_timeout": "CallOptions.reconnect_timeout",
+    "audio_in": "MediaConfig.audio_in",
+    "input_device": "MediaConfig.input_device",
+    "output_device": "MediaConfig.output_device",
+    "no_speaker": "MediaConfig.no_speaker",
+    "video_in": "MediaConfig.video_in",
+    "no_video": "MediaConfig.no_video",
+    "camera": "MediaConfig.camera",
+    "record": "MediaConfig.record",
+    "no_processing": "MediaConfig(aec=False, ns=False, agc=False)",
+    "transcript": "Transcript(path)",
+    "port": "start_sandbox(port=…)",
+    "ice_credentials": "ice_servers_from_urls(urls, usernames, credentials)",
+}
+
+_names: dict[str, str] = {}
+
+
+def setting(name: str, value: str | None = None) -> str:
+    """*name* (a key of SETTINGS) as the reader of a message sets it: ``--relay-only`` on
+    the command line, ``CallOptions.relay_only`` from Python; with *value*, as set to it."""
+    flag = _names.get(name)
+    if flag is not None:
+        return f"{flag} {value}" if value else flag
+    where = SETTINGS[name]
+    return f"{where}={value}" if value else where
+
+
+class naming:
+    """While the block runs, messages name settings by *names* (the CLI's flags)."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self._names = names
+
+    def __enter__(self) -> None:
+        global _names
+        self._saved, _names = _names, self._names
+
+    def __exit__(self, *exc: object) -> None:
+        global _names
+        _names = self._saved
+
+
 # --------------------------------------------------------------------------- secrets
 
 

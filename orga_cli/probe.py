@@ -169,6 +169,31 @@ async def _stun_binding(address: str, port: int) -> StunResult:
         transport.close()
 
 
+async def port_refused(address: str, port: int, wait: float = 0.2) -> bool:
+    """Does *address*:*port* answer UDP with "port unreachable" (a process that vanished)?
+
+    One STUN Binding request from a connected socket of our own: Linux reports ICMP
+    errors only to a connected UDP socket. A live server answers or ignores it."""
+    from aioice import stun
+
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await loop.create_datagram_endpoint(
+            _StunClient, remote_addr=(address, port)
+        )
+    except OSError:
+        return False
+    failed: asyncio.Future[Any] = loop.create_future()
+    protocol.failed = failed
+    try:
+        request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+        transport.sendto(bytes(request))
+        done, _ = await asyncio.wait({failed}, timeout=wait)
+        return bool(done) and isinstance(failed.exception(), ConnectionRefusedError)
+    finally:
+        transport.close()
+
+
 async def _turn_allocate(
     host: str, address: str, port: int, transport: str, username: str | None, credential: str | None
 ) -> TurnResult:

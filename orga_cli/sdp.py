@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import UsageError
+from .errors import UsageError, setting
 
 
 @dataclass
@@ -126,7 +126,7 @@ def parse(text: str) -> SessionDescription:
     if not lines or not lines[0].startswith("v="):
         raise UsageError(
             "that is not SDP (it does not start with v=)",
-            "pass an SDP, or the JSON --dump-sdp writes",
+            f"pass an SDP, or the JSON {setting('dump_sdp')} writes",
         )
     for number, line in enumerate(lines, 1):
         if len(line) < 2 or line[1] != "=":
@@ -419,3 +419,20 @@ def describe(sdp: SessionDescription, title: str = "SDP") -> list[str]:
         if m.rtcp_mux:
             out.append("    rtcp-mux")
     return out
+
+
+def describe_pairing(pairing: Pairing) -> list[str]:
+    """The pairing of an offer and an answer, a line per m-line, then the warnings."""
+    lines = ["pairing"]
+    for item in pairing.media:
+        lines.append(
+            f"  m-line {item.index} {item.kind} mid {item.mid or '-'}: {item.offer_direction} -> "
+            f"{item.answer_direction or 'missing'}"
+            + (f", codec {item.codec}" if item.codec else "")
+        )
+    if pairing.warnings:
+        lines.append("warnings")
+        lines += [f"  ! {w}" for w in pairing.warnings]
+    else:
+        lines.append("no problems found")
+    return lines

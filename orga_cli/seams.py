@@ -7,7 +7,8 @@ move the cap, install the new versions, run `pytest tests/test_seams.py`, and
 fix here whatever a guard reports.
 
 1. The receiver's audio jitter buffer (``RTCRtpReceiver.__jitter_buffer``):
-   replaced by a stand-in that hands every packet to media/receive.py.
+   replaced by a stand-in (``_PacketTap``, which implements that buffer's private
+   interface) that hands every packet to media/receive.py.
 2. The ICE gathering bound: aioice takes a timeout per STUN/TURN query, aiortc
    never passes one (5 s fixed); bounded on this call's own connections.
 3. The nominated candidate pair (aioice ``Connection._nominated``): for the
@@ -19,6 +20,11 @@ fix here whatever a guard reports.
    received): the uplink (media/uplink.py) paces what leaves, numbers it for
    transport-wide feedback, reads the feedback first, and notes when each numbered
    packet arrived (media/feedback.py).
+6. Encoded frames pass through: aiortc's sender packetizes an ``av.Packet`` a track
+   returns instead of encoding it (media/sources.py's Opus, media/video.py's video).
+   Public behaviour, but what the inline encoders rely on: guarded all the same.
+7. The receive path's packet hook for bench/client_latency.py
+   (``RTCRtpReceiver._handle_rtp_packet``): when each audio packet reached aiortc.
 """
 
 from __future__ import annotations
@@ -40,11 +46,32 @@ class SeamMissing(RuntimeError):
 # 1 ------------------------------------------------------------------ receiver
 
 
-def replace_jitter_buffer(rtp_receiver: Any, stand_in: Any) -> None:
-    """Put *stand_in* (with ``add(packet) -> (pli, frame)``) in place of aiortc's buffer."""
+class _PacketTap:
+    """Stands in for aiortc's jitter buffer: every packet goes to *insert* instead.
+
+    aiortc calls ``add(packet)`` for each RTP packet after its statistics (so RTCP
+    receiver reports stay true); answering "no frame" means aiortc never decodes
+    anything, and the remote track stays silent (a blackhole reads it).
+    """
+
+    def __init__(self, insert: Callable[[bytes, int, int], None]) -> None:
+        self.insert = insert
+
+    def add(self, packet: Any) -> tuple[bool, None]:
+        if packet.payload:
+            self.insert(bytes(packet.payload), packet.timestamp, packet.ssrc)
+        return False, None
+
+    def remove(self, count: int) -> None:  # aiortc's interface; nothing is held here
+        pass
+
+
+def feed_receiver(rtp_receiver: Any, insert: Callable[[bytes, int, int], None]) -> None:
+    """Hand every RTP packet an aiortc audio RTCRtpReceiver gets to
+    ``insert(payload, timestamp, ssrc)`` instead of aiortc's jitter buffer and decoder."""
     if not hasattr(rtp_receiver, RECEIVER_JITTER_BUFFER):
         raise SeamMissing(f"RTCRtpReceiver has no {RECEIVER_JITTER_BUFFER}")
-    setattr(rtp_receiver, RECEIVER_JITTER_BUFFER, stand_in)
+    setattr(rtp_receiver, RECEIVER_JITTER_BUFFER, _PacketTap(insert))
 
 
 # 2 and 3 ------------------------------------------------------------- ICE
@@ -137,6 +164,15 @@ class DtlsFailureReason(logging.Handler):
 Send = Callable[[bytes], Awaitable[None]]
 
 
+def srtp_send(dtls: Any) -> Send:
+    """aiortc's own send of plaintext RTP/RTCP on *dtls* (it protects and sends), as it
+    is before ``intercept_srtp``: what a pacer or a feedback sender sends with."""
+    send = getattr(dtls, "_send_rtp", None)
+    if send is None:
+        raise SeamMissing("RTCDtlsTransport has no _send_rtp")
+    return send  # type: ignore[no-any-return]
+
+
 def intercept_srtp(
     dtls: Any,
     outgoing: Callable[[bytes, Send], Awaitable[None]] | None = None,
@@ -176,5 +212,30 @@ def intercept_srtp(
         dtls._send_rtp = send
         dtls._handle_rtcp_data = route
         dtls._handle_rtp_data = route_rtp
+
+    return restore
+
+
+# 7 ------------------------------------------------------------------ receive hook (bench)
+
+
+def on_rtp_received(seen: Callable[[Any, Any], None]) -> Callable[[], None]:
+    """Call ``seen(receiver, packet)`` for each RTP packet any aiortc RTCRtpReceiver gets,
+    before aiortc handles it (bench/client_latency.py times arrivals with it). Returns a
+    function that puts aiortc's method back."""
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+    handle = getattr(RTCRtpReceiver, "_handle_rtp_packet", None)
+    if handle is None:
+        raise SeamMissing("RTCRtpReceiver has no _handle_rtp_packet")
+
+    async def handling(self: Any, packet: Any, arrival_time_ms: int) -> None:
+        seen(self, packet)
+        await handle(self, packet, arrival_time_ms=arrival_time_ms)
+
+    RTCRtpReceiver._handle_rtp_packet = handling  # type: ignore[method-assign]
+
+    def restore() -> None:
+        RTCRtpReceiver._handle_rtp_packet = handle  # type: ignore[method-assign]
 
     return restore

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,20 +21,23 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.contrib.media import MediaBlackhole
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from .api import OrgaClient
 from .channel import ChannelSender
-from .errors import CallError, OrgaError, redact_bearer, secrets
+from .errors import CallError, MediaError, OrgaError, redact_bearer, secrets, setting
+from .figures import SessionFigures
 from .ice import candidate_types, choose_ice_servers, has_audio_section
 from .media.fec import fec_requested, follow_reported_loss, with_opus_fec
-from .media.receive import AudioReceiver, drain, feed_from
+from .media.receive import AudioReceiver
 from .media.sources import AudioSourceTrack, VideoInput
 from .media.uplink import Uplink, with_transport_cc
 from .media.video import EncodedVideoTrack
 from .models import DEFAULT_VOICE, MODEL, ChannelEvent, IceServer, Token
-from .seams import DtlsFailureReason, bound_gathering, nominated_pair
+from .probe import port_refused
+from .seams import DtlsFailureReason, SeamMissing, bound_gathering, feed_receiver, nominated_pair
 from .stats import StatsSnapshot, read_report
 
 log = logging.getLogger(__name__)
@@ -110,7 +112,12 @@ class Timeline:
 
 
 class CallSession:
-    """One call. ``await start()`` connects; ``ended`` is set when it ends, ``close()`` cleans up."""
+    """One call. ``await start()`` connects; ``ended`` is set when it ends, ``close()`` cleans up.
+
+    *audio* is the track to send (``AudioSourceTrack`` over any block source), *video* a
+    camera or file (or None), and *receiver* the receive buffer that the model's voice goes
+    to, packet by packet, for whoever plays it to pull (a ``Speaker``, ``WallClockPull``).
+    """
 
     def __init__(
         self,
@@ -120,10 +127,10 @@ class CallSession:
         params: CallParams,
         options: CallOptions | None = None,
         *,
+        receiver: AudioReceiver,
         token: Token | str | None = None,
         on_phase: Callable[[str], None] | None = None,
         on_event: Callable[[str, ChannelEvent | dict[str, Any]], None] | None = None,
-        receiver: AudioReceiver | None = None,
         on_media: Callable[[str, float], None] | None = None,
         on_uplink: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
@@ -143,8 +150,7 @@ class CallSession:
         self.ice_notes: list[str] = []
         self.local_types: list[str] = []
         self.remote_types: list[str] = []
-        # Received audio goes, packet by packet, to the media layer's receive component.
-        self.receiver = receiver or AudioReceiver()
+        self.receiver = receiver
         self.reconnecting = False
         self.outage_s = 0.0
         self._on_phase = on_phase or (lambda phase: None)
@@ -162,6 +168,7 @@ class CallSession:
         self._pc: RTCPeerConnection | None = None
         self._sender: ChannelSender | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._blackhole = MediaBlackhole()  # remote tracks nobody plays are read all the same
         self._video_sending = video is not None
         self._closed = False
         self._connected_at: float | None = None  # when the state changed, not when polled
@@ -180,6 +187,11 @@ class CallSession:
     @property
     def video_on(self) -> bool:
         return self._video_sending
+
+    @property
+    def connected(self) -> bool:
+        """Has the call connected (it may have ended since)?"""
+        return self.timeline.connected is not None
 
     async def start(self) -> None:
         """Connect, or raise an OrgaError saying which step failed."""
@@ -230,6 +242,12 @@ class CallSession:
         snap.local_candidate, snap.remote_candidate = self.selected_pair()
         return snap
 
+    async def figures(self) -> SessionFigures:
+        """What the session knows now: getStats, the nominated pair, the uplink."""
+        return SessionFigures(
+            await self.stats(), self.uplink.snapshot(), self._video_sending, self.reconnecting
+        )
+
     def selected_pair(self) -> tuple[str | None, str | None]:
         """The nominated candidate pair as ``type addr:port`` strings."""
         pair = None if self._pc is None else nominated_pair(self._pc)
@@ -252,6 +270,7 @@ class CallSession:
             task.cancel()
         if self._tasks:  # bounded, and never waiting on a task that will not end
             await asyncio.wait(self._tasks, timeout=1)
+        await self._blackhole.stop()
         if self._pc is not None:
             try:
                 await asyncio.wait_for(self._pc.close(), 2)
@@ -296,7 +315,8 @@ class CallSession:
             str(s.urls).startswith(("turn:", "turns:")) for s in chosen
         ):
             raise CallError(
-                "--relay-only needs a TURN server", "pass --ice-server turn:… with credentials"
+                f"{setting('relay_only')} needs a TURN server",
+                f"pass {setting('ice_servers', 'turn:…')} with credentials",
             )
         config = RTCConfiguration(
             iceServers=chosen,  # an explicit list: never aiortc's default public STUN server
@@ -308,7 +328,13 @@ class CallSession:
         pc = RTCPeerConnection(configuration=config)
         self._pc = pc
         audio = pc.addTransceiver(self.audio, direction="sendrecv")
-        feed_from(audio.receiver, self.receiver)
+        try:  # received audio goes, packet by packet, to the receive buffer
+            feed_receiver(audio.receiver, self.receiver.insert)
+        except SeamMissing as exc:
+            raise MediaError(
+                f"this aiortc cannot hand received audio to orga ({exc})",
+                "install the aiortc version orga pins (pip install -e .)",
+            ) from exc
         if self.encoded_video is not None:
             pc.addTransceiver(self.encoded_video, direction="sendonly")
         channel = pc.createDataChannel(CHANNEL_LABEL)
@@ -379,7 +405,8 @@ class CallSession:
         sdp = answer.sdp
         if not sdp.startswith("v=0"):
             raise CallError(
-                "/calls answered with something that is not SDP", "check the server or --dump-sdp"
+                "/calls answered with something that is not SDP",
+                f"check the server or {setting('dump_sdp', 'DIR')}",
             )
         if not has_audio_section(sdp):
             raise CallError(
@@ -396,7 +423,7 @@ class CallSession:
         except Exception as exc:
             raise CallError(
                 f"the answer SDP was rejected: {exc}",
-                "run with --dump-sdp DIR and inspect answer.sdp",
+                f"run with {setting('dump_sdp', 'DIR')} and inspect answer.sdp",
             ) from exc
         transports = [t.sender.transport for t in pc.getTransceivers() if t.sender.transport]
         if transports:
@@ -464,7 +491,7 @@ class CallSession:
                         "media",
                         CallError(
                             f"no media from the server for {silent:.0f} s",
-                            "check the network; --reconnect-timeout waits longer",
+                            f"check the network; {setting('reconnect_timeout')} waits longer",
                         ),
                     )
                     return
@@ -477,33 +504,10 @@ class CallSession:
         return self.outage_s + ongoing
 
     async def _port_refused(self) -> bool:
-        """Does the server's address answer "port unreachable"? (A process that vanished.)
-
-        aioice's sockets are not connected, and Linux reports ICMP errors only to a
-        connected UDP socket; so one STUN Binding request goes to the remote address
-        of the nominated pair from a connected socket of our own. A live server
-        answers it or ignores it; a closed port makes the kernel refuse.
-        """
-        import socket
-
+        """Does the server's address (the nominated pair's remote end) answer "port
+        unreachable"? aioice's own sockets are not connected and never hear it."""
         pair = None if self._pc is None else nominated_pair(self._pc)
-        if pair is None:
-            return False
-        host, port = pair[1].host, pair[1].port
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        request = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + os.urandom(12)
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.setblocking(False)
-            try:
-                sock.connect((host, port))
-                sock.send(request)
-                await asyncio.sleep(0.2)
-                sock.recv(2048)
-            except ConnectionRefusedError:
-                return True
-            except OSError:
-                return False
-        return False
+        return pair is not None and await port_refused(pair[1].host, pair[1].port)
 
     def _connect_error(self, pc: RTCPeerConnection, what: str) -> CallError:
         local = ", ".join(self.local_types) or "none"
@@ -515,15 +519,15 @@ class CallSession:
                     f"DTLS handshake {what} after ICE connected ({tried}): the server's"
                     " certificate does not match the fingerprint in its answer",
                     "something between you and the server rewrote the answer or the handshake;"
-                    " check --base-url and any proxy (--dump-sdp DIR keeps the answer)",
+                    f" check {setting('base_url')} and any proxy ({setting('dump_sdp', 'DIR')} keeps the answer)",
                 )
             return CallError(
                 f"DTLS handshake {what} after ICE connected ({tried})",
-                "a middlebox may be dropping DTLS; try TURN (--relay-only) or `orga ice --probe`",
+                f"a middlebox may be dropping DTLS; try TURN ({setting('relay_only')}) or `orga ice --probe`",
             )
         return CallError(
             f"ICE {what}: no working path ({tried})",
-            "run `orga ice --probe`, and try TURN with --ice-server turn:… --relay-only",
+            f"run `orga ice --probe`, and try TURN with {setting('ice_servers', 'turn:…')} {setting('relay_only')}",
         )
 
     # ------------------------------------------------------------------ events
@@ -552,7 +556,8 @@ class CallSession:
     def _remote_track(self, track: MediaStreamTrack) -> None:
         # Received audio never reaches the track: its packets go to self.receiver.
         log.info("remote %s track", track.kind)
-        self._tasks.append(asyncio.ensure_future(drain(track)))
+        self._blackhole.addTrack(track)
+        self._tasks.append(asyncio.ensure_future(self._blackhole.start()))
 
     def _dump(self, name: str, content: str | dict[str, Any]) -> None:
         folder = self.options.dump_sdp

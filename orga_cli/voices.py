@@ -8,6 +8,7 @@ from functools import lru_cache
 from importlib import resources
 
 from . import models
+from .errors import UsageError
 from .models import Voice
 
 
@@ -49,6 +50,16 @@ def suggest_voices(name: str, limit: int = 3) -> list[str]:
     exact_fold = [v.name for v in all_voices() if _fold(v.name) == _fold(name)]
     ordered = exact_fold + [names[m] for m in matches]
     return list(dict.fromkeys(ordered))[:limit]
+
+
+def resolve_voice(name: str) -> str:
+    """The voice's exact name, or a UsageError suggesting the closest ones."""
+    voice = find_voice(name)
+    if voice is None:
+        close = suggest_voices(name)
+        hint = f"did you mean {' or '.join(close)}?" if close else "see `orga voices`"
+        raise UsageError(f"unknown voice {name!r}", hint)
+    return voice.name
 
 
 def languages() -> list[str]:

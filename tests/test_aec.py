@@ -10,49 +10,18 @@ silent, and the tone's level where it sounds.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .conftest import Pulse, clean_env
+from .helpers.audio import need, speech_wav, write_wav
+from .helpers.orga import orga, summary
+from .helpers.pulse import Pulse
 
 pytestmark = pytest.mark.devices
 TONE = 1000.0
-
-
-def need(tool: str) -> None:
-    if not shutil.which(tool):
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is not installed")
-        pytest.skip(f"{tool} is not installed")
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int = 48000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.astype(np.int16).tobytes())
-    return path
-
-
-def speech(tmp: Path) -> Path:
-    raw = tmp / "speech-raw.wav"
-    text = (
-        "Hello, this is the model speaking for a while, so that the echo canceller has something to cancel. "
-        "One, two, three, four, five, six, seven, eight, nine, ten. The weather is fine today."
-    )
-    subprocess.run(["espeak-ng", "-w", str(raw), text], check=True, timeout=60)
-    out = tmp / "speech.wav"
-    subprocess.run(["sox", str(raw), "-r", "48000", "-c", "1", str(out)], check=True, timeout=60)
-    return out
 
 
 def near_end_bursts(tmp: Path, seconds: float = 18) -> Path:
@@ -90,41 +59,21 @@ def call(pulse: Pulse, tmp: Path, far: Path, near: Path, *flags: str) -> tuple[P
     received = tmp / ("rx" + "".join(flags).replace("-", "_"))
     player = pulse.play(near)
     try:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "orga_cli",
-                "call",
-                "--sandbox",
-                "--sandbox-reply",
-                str(far),
-                "--sandbox-save-received",
-                str(received),
-                "--no-video",
-                "--duration",
-                "13",
-                "--json",
-                "--no-ns",
-                "--no-agc",
-                *flags,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=90,
-            env=clean_env(**pulse.env),
-        )
+        out = orga(
+            "call", "--sandbox", "--sandbox-reply", str(far), "--sandbox-save-received",
+            str(received), "--no-video", "--duration", "13", "--json", "--no-ns", "--no-agc",
+            *flags, timeout=90, env=pulse.env,
+        )  # fmt: skip
     finally:
         player.terminate()
         player.wait(5)
     assert out.returncode == 0, out.stderr
     [wav_file] = list(received.glob("*.wav"))
-    return wav_file, json.loads(out.stdout)
+    return wav_file, summary(out)
 
 
 def test_echo_is_cancelled_and_the_near_end_kept(pulse: Pulse, tmp_path: Path) -> None:
-    need("espeak-ng")
-    need("sox")
+    need("espeak-ng", "sox")
     module = pulse.pactl(
         "load-module",
         "module-loopback",
@@ -142,7 +91,12 @@ def test_echo_is_cancelled_and_the_near_end_kept(pulse: Pulse, tmp_path: Path) -
     ]
     for index in inputs:
         pulse.pactl("set-sink-input-volume", index, "79%")  # PulseAudio's cubic scale: about -6 dB
-    far, near = speech(tmp_path), near_end_bursts(tmp_path)
+    text = (
+        "Hello, this is the model speaking for a while, so that the echo canceller has something"
+        " to cancel. One, two, three, four, five, six, seven, eight, nine, ten. The weather is"
+        " fine today."
+    )
+    far, near = speech_wav(tmp_path, text), near_end_bursts(tmp_path)
     plain, plain_summary = call(pulse, tmp_path, far, near, "--no-aec")
     processed, summary = call(pulse, tmp_path, far, near)
     assert plain_summary["processing"] == "HPF" and summary["processing"] == "AEC+HPF"

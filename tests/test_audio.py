@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from orga_cli.media.audio import WavWriter, level_dbfs, tone
+from orga_cli.media.audio import level_dbfs, tone
+from orga_cli.media.recording import WavWriter
 
 
 def test_level_and_tone() -> None:

@@ -20,55 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import KNOWN_KEY, Sandbox, ScriptedServer, clean_env, response, wait_for_line
-from .test_models import make_jwt
+from .helpers.audio import dominant_hz, read_wav, rms
+from .helpers.faults import ScriptedServer, response
+from .helpers.orga import KNOWN_KEY, clean_env, jsonl, orga, start_orga, wait_for_line
+from .helpers.sandbox import Sandbox
+from .helpers.tokens import make_jwt
 
 Scripted = Callable[[list], ScriptedServer]
-
-
-def orga(
-    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    full_env = clean_env(**(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "orga_cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
-
-
-def start_orga(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """`python -m orga_cli ARGS` in the background, stdout and stderr piped."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "orga_cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env if env is not None else clean_env(),
-    )
-
-
-def wav(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path)) as w:
-        data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-        if w.getnchannels() > 1:
-            data = data[:: w.getnchannels()]
-        return data.astype(np.float64), w.getframerate()
-
-
-def dominant_hz(samples: np.ndarray, rate: int) -> float:
-    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
-    return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
-
-
-def rms(samples: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
-
-
-def events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 # --------------------------------------------------------------------------- end to end
@@ -78,20 +36,10 @@ def events(path: Path) -> list[dict]:
 def test_echo_of_a_tone(tmp_path: Path, loop: str) -> None:
     out = tmp_path / "out.wav"
     result = orga(
+        "call", "--sandbox", "--audio-in", "tone:440", "--record", str(out),
+        "--duration", "2.5", "--no-video", "--json",
         env={"ORGA_EVENT_LOOP": loop},
-        args=[
-            "call",
-            "--sandbox",
-            "--audio-in",
-            "tone:440",
-            "--record",
-            str(out),
-            "--duration",
-            "2.5",
-            "--no-video",
-            "--json",
-        ],
-    )
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     summary = json.loads(result.stdout)
@@ -115,7 +63,7 @@ def test_echo_of_a_tone(tmp_path: Path, loop: str) -> None:
     assert 2.4 <= summary["duration_s"] <= 3.5
     assert summary["packets_sent"] > 100 and summary["packets_received"] > 100
     assert summary["ms_to_first_audio"] >= summary["ms_to_connected"] > 0
-    samples, rate = wav(out)
+    samples, rate = read_wav(out)
     # the recording keeps the wall clock from the moment the call connected
     assert rate == 48000 and len(samples) / rate == pytest.approx(summary["duration_s"], rel=0.02)
     assert rms(samples) > 1000, "the recording is silent"
@@ -126,7 +74,7 @@ def test_video_events_and_session_update(tmp_path: Path) -> None:
     log = tmp_path / "events.jsonl"
     dump = tmp_path / "sdp"
     result = orga(
-        [
+        *[
             "call",
             "--sandbox",
             "--audio-in",
@@ -144,7 +92,7 @@ def test_video_events_and_session_update(tmp_path: Path) -> None:
         ]
     )
     assert result.returncode == 0, result.stderr
-    records = events(log)
+    records = jsonl(log)
     incoming = [r["event"] for r in records if r["dir"] == "in" and "event" in r]
     outgoing = [r["event"] for r in records if r["dir"] == "out"]
     types = [e.get("type") for e in incoming]
@@ -192,7 +140,7 @@ def test_transcripts_on_screen(tmp_path: Path) -> None:
             ).tobytes()
         )
     result = orga(
-        [
+        *[
             "call",
             "--sandbox",
             "--audio-in",
@@ -212,7 +160,7 @@ def test_transcripts_on_screen(tmp_path: Path) -> None:
     assert assistant and "Echoing back" in assistant[0] and "<emotion" not in assistant[0]
     assert "sandbox.stats" not in result.stderr  # unknown event types only with -v
     verbose = orga(
-        [
+        *[
             "call",
             "--sandbox",
             "--audio-in",
@@ -229,25 +177,10 @@ def test_transcripts_on_screen(tmp_path: Path) -> None:
 
 def test_sigint_mid_call_keeps_valid_recordings(tmp_path: Path) -> None:
     rec, mic = tmp_path / "rec.wav", tmp_path / "mic.wav"
-    env = clean_env()
     proc = start_orga(
-        [
-            "call",
-            "--sandbox",
-            "--audio-in",
-            "tone:440",
-            "--no-video",
-            "--no-speaker",
-            "--record",
-            str(rec),
-            "--record-mic",
-            str(mic),
-            "--duration",
-            "60",
-            "--json",
-        ],
-        env,
-    )
+        "call", "--sandbox", "--audio-in", "tone:440", "--no-video", "--no-speaker",
+        "--record", str(rec), "--record-mic", str(mic), "--duration", "60", "--json",
+    )  # fmt: skip
     wait_for_line(proc, "phase connected")
     time.sleep(1.5)
     sent = time.monotonic()
@@ -258,9 +191,9 @@ def test_sigint_mid_call_keeps_valid_recordings(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     assert json.loads(stdout)["ended_by"] == "interrupt"
     for path in (rec, mic):
-        samples, _ = wav(path)
+        samples, _ = read_wav(path)
         assert len(samples) > 48000, path
-    assert abs(dominant_hz(wav(mic)[0], 48000) - 440) <= 10
+    assert abs(dominant_hz(read_wav(mic)[0], 48000) - 440) <= 10
 
 
 # --------------------------------------------------------------------------- faults
@@ -322,7 +255,7 @@ def test_calls_answer_faults(
     scripted: Scripted, calls_reply: bytes, code: int, fragment: str
 ) -> None:
     server = scripted([token_reply(), ICE_REPLY, calls_reply])
-    result = orga(BASE_ARGS, env=call_env(server))
+    result = orga(*BASE_ARGS, env=call_env(server))
     assert result.returncode == code, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("orga:")]
     assert len(lines) == 1 and fragment in lines[0], result.stderr
@@ -355,7 +288,7 @@ def answer_then_vanish(raw: bytes) -> bytes:
 def test_ice_failure_names_the_candidates(scripted: Scripted) -> None:
     server = scripted([token_reply(), ICE_REPLY, answer_then_vanish])
     started = time.monotonic()
-    result = orga([*BASE_ARGS, "--connect-timeout", "3"], env=call_env(server))
+    result = orga(*BASE_ARGS, "--connect-timeout", "3", env=call_env(server))
     assert result.returncode == 6, result.stderr
     line = next(x for x in result.stderr.splitlines() if x.startswith("orga:"))
     assert "ICE" in line and "local candidates: host" in line and "remote: host" in line
@@ -365,7 +298,7 @@ def test_ice_failure_names_the_candidates(scripted: Scripted) -> None:
 
 def test_sigint_before_connection(scripted: Scripted) -> None:
     server = scripted([token_reply(), ICE_REPLY, None])  # /calls never answers
-    proc = start_orga([*BASE_ARGS, "--timeout", "30"], clean_env(**call_env(server)))
+    proc = start_orga(*BASE_ARGS, "--timeout", "30", env=call_env(server))
     wait_for_line(proc, "phase negotiating")
     time.sleep(0.3)
     sent = time.monotonic()
@@ -379,7 +312,7 @@ def test_sigint_before_connection(scripted: Scripted) -> None:
 def test_expired_token_sends_nothing(scripted: Scripted) -> None:
     server = scripted([])
     expired = make_jwt({"exp": int(time.time()) - 30})
-    result = orga([*BASE_ARGS, "--token", expired], env={"ORGA_BASE_URL": server.base_url})
+    result = orga(*BASE_ARGS, "--token", expired, env={"ORGA_BASE_URL": server.base_url})
     assert result.returncode == 2
     assert "expired" in result.stderr and "orga token" in result.stderr
     assert server.requests == []
@@ -394,7 +327,7 @@ def test_bad_audio_in_fails_before_any_request(
         path.write_bytes(b"this is not audio at all" * 100)
     server = scripted([])
     result = orga(
-        ["call", "--audio-in", str(path), "--no-video", "--no-speaker"], env=call_env(server)
+        *["call", "--audio-in", str(path), "--no-video", "--no-speaker"], env=call_env(server)
     )
     assert result.returncode == 5, result.stderr
     assert str(path) in result.stderr and "Traceback" not in result.stderr
@@ -404,7 +337,7 @@ def test_bad_audio_in_fails_before_any_request(
 def test_bad_video_in_fails_before_any_request(scripted: Scripted, tmp_path: Path) -> None:
     server = scripted([])
     result = orga(
-        [
+        *[
             "call",
             "--audio-in",
             "tone:440",
@@ -421,7 +354,7 @@ def test_bad_video_in_fails_before_any_request(scripted: Scripted, tmp_path: Pat
 def test_no_audio_devices_names_the_alternatives(scripted: Scripted) -> None:
     # No PulseAudio for this process: PortAudio finds no device at all.
     server = scripted([])
-    result = orga(["call", "--no-video"], env=call_env(server))
+    result = orga("call", "--no-video", env=call_env(server))
     assert result.returncode == 5, result.stderr
     assert "--audio-in" in result.stderr and "--no-speaker" in result.stderr
     assert server.requests == []
@@ -457,10 +390,7 @@ def test_unknown_voice_suggests(cli: Callable) -> None:
 def test_server_disappears_mid_call(sandbox_with: Callable[..., Sandbox], tmp_path: Path) -> None:
     box = sandbox_with()
     rec = tmp_path / "rec.wav"
-    proc = start_orga(
-        [*BASE_ARGS[:-1], "60", "--record", str(rec), "--json"],
-        clean_env(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url),
-    )
+    proc = start_orga(*BASE_ARGS[:-1], "60", "--record", str(rec), "--json", env=box.env())
     wait_for_line(proc, "phase connected")
     time.sleep(1.0)
     box.process.kill()
@@ -472,7 +402,7 @@ def test_server_disappears_mid_call(sandbox_with: Callable[..., Sandbox], tmp_pa
     assert "reconnecting" not in stderr
     assert "the server ended the call" in stderr and "recordings are kept" in stderr
     assert json.loads(stdout)["ended_by"] == "peer"
-    assert len(wav(rec)[0]) > 24000
+    assert len(read_wav(rec)[0]) > 24000
 
 
 class FingerprintSwapper(http.server.BaseHTTPRequestHandler):
@@ -522,7 +452,7 @@ def test_dtls_failure_after_ice_says_so(sandbox: Sandbox) -> None:
     try:
         base = f"http://127.0.0.1:{proxy.server_address[1]}"
         result = orga(
-            [*BASE_ARGS, "--connect-timeout", "8", "-v"],
+            *[*BASE_ARGS, "--connect-timeout", "8", "-v"],
             env={"ORGA_API_KEY": sandbox.api_key, "ORGA_BASE_URL": base},
         )
     finally:
@@ -540,7 +470,7 @@ def test_instructions_from_file(tmp_path: Path) -> None:
     text.write_text("Answer in rhymes.\n")
     log = tmp_path / "ev.jsonl"
     result = orga(
-        [
+        *[
             "call",
             "--sandbox",
             "--audio-in",
@@ -561,7 +491,7 @@ def test_instructions_from_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     created = next(
-        r["event"] for r in events(log) if r.get("event", {}).get("type") == "session.created"
+        r["event"] for r in jsonl(log) if r.get("event", {}).get("type") == "session.created"
     )
     assert created["session"]["instructions"] == "Answer in rhymes."
     assert created["session"]["voice"] == "Ethan" and created["session"]["temperature"] == 0.2
@@ -569,7 +499,7 @@ def test_instructions_from_file(tmp_path: Path) -> None:
 
 def test_sandbox_main_job_runs_headless() -> None:
     """The README's first command: on a machine with no sound card, no camera."""
-    result = orga(["call", "--sandbox", "--duration", "2"])
+    result = orga("call", "--sandbox", "--duration", "2")
     assert result.returncode == 0, result.stderr
     assert (
         "no microphone" in result.stderr
@@ -580,7 +510,7 @@ def test_sandbox_main_job_runs_headless() -> None:
 
 
 def test_an_unknown_event_loop_is_a_usage_error() -> None:
-    result = orga(["call", "--sandbox", "--duration", "1"], env={"ORGA_EVENT_LOOP": "trio"})
+    result = orga("call", "--sandbox", "--duration", "1", env={"ORGA_EVENT_LOOP": "trio"})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "ORGA_EVENT_LOOP" in lines[0] and "uvloop or asyncio" in lines[0]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from orga_cli.config import ConfigFile, Settings
 
-from .conftest import KNOWN_KEY, Result, Sandbox
-from .test_token_ice import assert_one_line_error
+from .helpers.orga import KNOWN_KEY, Result, one_line_error
+from .helpers.sandbox import Sandbox
 
 Cli = Callable[..., Result]
 
@@ -51,7 +51,7 @@ def test_named_profiles_and_use(cli: Cli, sandbox: Sandbox) -> None:
     assert cli(["config", "set", "api_key", KNOWN_KEY, "--profile", "work"]).exit_code == 0
     assert cli(["config", "set", "base_url", sandbox.base_url, "-p", "work"]).exit_code == 0
     missing = cli(["token"])  # the default profile has no key
-    assert_one_line_error(missing, 2, "no API key")
+    one_line_error(missing, 2, "no API key")
     assert cli(["token", "--profile", "work"]).exit_code == 0
     assert cli(["token"], env={"ORGA_PROFILE": "work"}).exit_code == 0
     assert cli(["config", "use", "work"]).exit_code == 0
@@ -59,7 +59,7 @@ def test_named_profiles_and_use(cli: Cli, sandbox: Sandbox) -> None:
     assert used.exit_code == 0, used.stderr
     assert cli(["config", "get", "base_url"]).stdout.strip() == sandbox.base_url
     unknown = cli(["token", "--profile", "home"])
-    assert_one_line_error(unknown, 2, "profile 'home'", "work")
+    one_line_error(unknown, 2, "profile 'home'", "work")
 
 
 def test_value_from_stdin_and_unset(cli: Cli) -> None:
@@ -68,27 +68,25 @@ def test_value_from_stdin_and_unset(cli: Cli) -> None:
         cli(["config", "get", "api_key"]).stdout.strip() == KNOWN_KEY
     )  # get prints the value, for scripts
     assert cli(["config", "unset", "api_key"]).exit_code == 0
-    assert_one_line_error(cli(["config", "get", "api_key"]), 2, "not set")
+    one_line_error(cli(["config", "get", "api_key"]), 2, "not set")
 
 
 def test_unknown_key(cli: Cli) -> None:
-    assert_one_line_error(
-        cli(["config", "set", "colour", "blue"]), 2, "unknown config key", "api_key"
-    )
+    one_line_error(cli(["config", "set", "colour", "blue"]), 2, "unknown config key", "api_key")
 
 
 def test_readable_config_is_refused(cli: Cli, isolated: Path) -> None:
     cli(["config", "set", "api_key", KNOWN_KEY])
     os.chmod(isolated, 0o644)
     result = cli(["token"])
-    assert_one_line_error(result, 2, "0644", f"chmod 600 {isolated}")
+    one_line_error(result, 2, "0644", f"chmod 600 {isolated}")
 
 
 def test_malformed_config(cli: Cli, isolated: Path) -> None:
     isolated.parent.mkdir(parents=True, exist_ok=True)
     isolated.write_text("[profiles.default\napi_key = 1")
     os.chmod(isolated, 0o600)
-    assert_one_line_error(cli(["config", "list"]), 2, "not valid TOML")
+    one_line_error(cli(["config", "list"]), 2, "not valid TOML")
 
 
 def test_config_path(cli: Cli, isolated: Path) -> None:

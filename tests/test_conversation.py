@@ -10,7 +10,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 import wave
 from pathlib import Path
@@ -18,35 +17,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orga_cli.commands import Command, complete, parse
+from orga_cli.call.commands import Command, complete, parse
+from orga_cli.call.transcript import Transcript
+from orga_cli.cli.keys import without_escape_sequences
 from orga_cli.errors import UsageError
-from orga_cli.keys import without_escape_sequences
 from orga_cli.media.turns import EnergyVad, TurnTracker
-from orga_cli.transcript import Transcript
 
-from .conftest import Sandbox, clean_env
-from .test_network import needs_speech
-
-RATE = 48_000
-BLOCK = 960
+from .helpers.audio import needs_speech
+from .helpers.orga import jsonl, orga, start_orga
+from .helpers.sandbox import Sandbox
 
 
 def orga_call(
     box: Sandbox, *args: str, stdin: str = "", timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    env = clean_env(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url)
-    return subprocess.run(
-        [sys.executable, "-m", "orga_cli", "call", "--no-video", "--no-speaker", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
+    """`orga call` of this sandbox, without camera or speaker."""
+    return orga(
+        "call", "--no-video", "--no-speaker", *args, env=box.env(), input=stdin, timeout=timeout
     )
 
 
-def events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+RATE = 48_000
+BLOCK = 960
 
 
 def turns_wav(tmp: Path, count: int, gap: float = 1.8) -> Path:
@@ -171,14 +163,14 @@ def test_commands_from_stdin_drive_the_call(sandbox: Sandbox, tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert "unknown command /voise; did you mean /voice?" in result.stderr
     assert "voice: Ethan" in result.stderr and "microphone muted" in result.stderr
-    updates = [e["event"]["data"] for e in events(log) if e["dir"] == "out"]
+    updates = [e["event"]["data"] for e in jsonl(log) if e["dir"] == "out"]
     updates = [u for u in updates if "voice" in u]
     # the first on the channel's opening, then one per change, in order
     assert [u["voice"] for u in updates] == ["Sofía", "Ethan", "Ethan", "Ethan", "Ethan"]
     assert [u["temperature"] for u in updates] == [0.5, 0.5, 0.8, 0.8, 0.8]
     assert updates[3]["instructions"] == "Answer briefly."
     assert updates[4]["modalities"] == []
-    stats = [e["event"] for e in events(log) if e["event"].get("type") == "sandbox.stats"]
+    stats = [e["event"] for e in jsonl(log) if e["event"].get("type") == "sandbox.stats"]
     assert stats[-1]["voice"] == "Ethan" and stats[-1]["temperature"] == 0.8
 
 
@@ -201,7 +193,7 @@ def test_turn_latency_is_the_reply_delay_plus_the_path(sandbox_with, tmp_path: P
     assert len(latencies) >= 3, summary["turns"]
     buffers = [
         e["event"]["buffer_ms"]
-        for e in events(log)
+        for e in jsonl(log)
         if e["event"].get("type") == "sandbox.stats" and e["event"].get("buffer_ms")
     ]
     path_ms = float(np.median(buffers)) + summary["jitter_buffer_ms"]["mean"]
@@ -209,7 +201,7 @@ def test_turn_latency_is_the_reply_delay_plus_the_path(sandbox_with, tmp_path: P
     assert abs(median - (500 + path_ms)) <= 60, (latencies, path_ms)
     # each turn near it too (four test workers on two cores add scheduling noise)
     assert all(abs(lat - (500 + path_ms)) <= 120 for lat in latencies), (latencies, path_ms)
-    turn_events = [e["event"] for e in events(log) if e["event"].get("type") == "orga.turn"]
+    turn_events = [e["event"] for e in jsonl(log) if e["event"].get("type") == "orga.turn"]
     assert len(turn_events) == len(latencies)
 
     # The transcript: each utterance a cue, timed from the turns.
@@ -239,11 +231,9 @@ def test_transcript_is_complete_after_ctrl_c(sandbox_with, tmp_path: Path) -> No
     box = sandbox_with("--reply", "parrot", "--echo-delay", "0.5")
     source = turns_wav(tmp_path, 3)
     out = tmp_path / "talk.jsonl"
-    env = clean_env(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orga_cli", "call", "--no-video", "--no-speaker",
-         "--audio-in", str(source), "--transcript", str(out)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    proc = start_orga(
+        "call", "--no-video", "--no-speaker", "--audio-in", str(source), "--transcript", str(out),
+        env=box.env(), stdin=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # you, then orga's reply: two lines
@@ -282,6 +272,6 @@ async def test_jittery_network_warning() -> None:
     async with LocalMedia(
         MediaConfig(audio_in="tone:440", no_speaker=True, no_video=True)
     ) as media:
-        assert not any("jittery" in w for w in await media.check())
+        assert not any("jittery" in w for w in media.figures().warnings)
         media.receiver.stats.underruns += 6
-        assert any("network is jittery" in w for w in await media.check())
+        assert any("network is jittery" in w for w in media.figures().warnings)

@@ -5,44 +5,21 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from .conftest import Pulse, clean_env, wait_for_line
-from .test_call import dominant_hz, rms, start_orga, wav
+from .helpers.audio import dominant_hz, read_wav, rms, tone_wav
+from .helpers.orga import orga, start_orga, wait_for_line
+from .helpers.pulse import Pulse
 
 pytestmark = pytest.mark.devices
 
 
-def tone_file(path: Path, hz: float, seconds: float, amplitude: float = 0.5) -> Path:
-    rate = 48000
-    t = np.arange(int(seconds * rate)) / rate
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.sin(2 * np.pi * hz * t) * amplitude * 32767).astype(np.int16).tobytes())
-    return path
-
-
-def orga_env(pulse: Pulse) -> dict[str, str]:
-    return clean_env(**pulse.env)
-
-
 def test_devices_lists_pulse(pulse: Pulse) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "orga_cli", "devices", "--json"],
-        capture_output=True,
-        text=True,
-        env=orga_env(pulse),
-        timeout=30,
-    )
+    out = orga("devices", "--json", env=pulse.env, timeout=30)
     assert out.returncode == 0, out.stderr
     listed = json.loads(out.stdout)
     assert isinstance(listed["cameras"], list)  # none on this machine; see test_platforms
@@ -56,29 +33,14 @@ def test_devices_lists_pulse(pulse: Pulse) -> None:
 
 def test_echo_through_the_sound_card(pulse: Pulse, tmp_path: Path) -> None:
     """A tone played into the virtual mic comes back, echoed by the sandbox, on the virtual speaker."""
-    player = pulse.play(tone_file(tmp_path / "tone.wav", 660, 9))
+    player = pulse.play(tone_wav(tmp_path / "tone.wav", 660, 9, amplitude=0.5))
     recording = tmp_path / "speaker.wav"
     recorder = pulse.record(recording)
     try:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "orga_cli",
-                "call",
-                "--sandbox",
-                "--no-video",
-                "--duration",
-                "5",
-                "--json",
-                "--record-mic",
-                str(tmp_path / "mic.wav"),
-            ],
-            capture_output=True,
-            text=True,
-            env=orga_env(pulse),
-            timeout=60,
-        )
+        result = orga(
+            "call", "--sandbox", "--no-video", "--duration", "5", "--json",
+            "--record-mic", str(tmp_path / "mic.wav"), env=pulse.env,
+        )  # fmt: skip
     finally:
         time.sleep(0.3)
         recorder.terminate()
@@ -87,9 +49,9 @@ def test_echo_through_the_sound_card(pulse: Pulse, tmp_path: Path) -> None:
         player.wait(5)
     assert result.returncode == 0, result.stderr
     assert "no microphone" not in result.stderr and "no speaker" not in result.stderr
-    mic, rate = wav(tmp_path / "mic.wav")
+    mic, rate = read_wav(tmp_path / "mic.wav")
     assert rms(mic) > 1000 and abs(dominant_hz(mic, rate) - 660) <= 10
-    heard, rate = wav(recording)
+    heard, rate = read_wav(recording)
     summary = json.loads(result.stdout)
     assert rms(heard) > 300, "nothing reached the virtual speaker"
     # The echo, once it runs: the last 2.5 s (the call lasts 5 s, the echo starts after
@@ -107,10 +69,9 @@ def test_echo_through_the_sound_card(pulse: Pulse, tmp_path: Path) -> None:
 
 def test_sound_server_vanishing_mid_call(pulse: Pulse, tmp_path: Path) -> None:
     """The sound server dies mid-call (mic and speaker gone): warnings, and the call goes on with silence."""
-    env = orga_env(pulse)
     rec = tmp_path / "rec.wav"
     proc = start_orga(
-        [
+        *[
             "call",
             "--sandbox",
             "--no-video",
@@ -120,7 +81,7 @@ def test_sound_server_vanishing_mid_call(pulse: Pulse, tmp_path: Path) -> None:
             "--record",
             str(rec),
         ],
-        env,
+        env=pulse.env,
     )
     wait_for_line(proc, "phase connected")
     time.sleep(1.5)
@@ -131,27 +92,17 @@ def test_sound_server_vanishing_mid_call(pulse: Pulse, tmp_path: Path) -> None:
     assert summary["ended_by"] == "duration" and summary["duration_s"] >= 6.9
     assert "Traceback" not in stderr
     assert "the microphone stopped delivering audio; sending silence" in stderr, stderr[-2000:]
-    assert len(wav(rec)[0]) > 5 * 48000  # the call and its recording went on
-
-
-def unload_null_sinks(pulse: Pulse) -> None:
-    """Both virtual devices gone at once, as an unplugged headset: the microphone's sink
-    first, so that the speaker's stream has nowhere to be moved to."""
-    modules = [line.split("\t")[0] for line in pulse.pactl("list", "short", "modules").splitlines()
-               if "module-null-sink" in line]  # fmt: skip
-    for module in reversed(modules):
-        pulse.pactl("unload-module", module)
+    assert len(read_wav(rec)[0]) > 5 * 48000  # the call and its recording went on
 
 
 def test_devices_that_come_and_go(pulse: Pulse, tmp_path: Path) -> None:
     """Both PulseAudio devices unloaded mid-call (an unplugged headset: the streams have
     nowhere to go): reported, the call goes on, and both are opened again within 2 s of
     coming back; the echo is then heard on the speaker again."""
-    env = orga_env(pulse)
     events = tmp_path / "events.jsonl"
-    player = pulse.play(tone_file(tmp_path / "tone.wav", 660, 30))
+    player = pulse.play(tone_wav(tmp_path / "tone.wav", 660, 30, amplitude=0.5))
     proc = start_orga(
-        [
+        *[
             "call",
             "--sandbox",
             "--no-video",
@@ -162,11 +113,11 @@ def test_devices_that_come_and_go(pulse: Pulse, tmp_path: Path) -> None:
             "--events",
             str(events),
         ],
-        env,
+        env=pulse.env,
     )
     wait_for_line(proc, "phase connected")
     time.sleep(2.0)
-    unload_null_sinks(pulse)
+    pulse.unload_null_sinks()
     player.wait(5)  # its sink went with them
     time.sleep(3.0)
     pulse.pactl("load-module", "module-null-sink", "sink_name=speaker", "rate=48000", "channels=2")
@@ -174,7 +125,7 @@ def test_devices_that_come_and_go(pulse: Pulse, tmp_path: Path) -> None:
     back_at = time.time()
     pulse.pactl("set-default-sink", "speaker")
     pulse.pactl("set-default-source", "mic.monitor")
-    player = pulse.play(tone_file(tmp_path / "tone2.wav", 660, 30))
+    player = pulse.play(tone_wav(tmp_path / "tone2.wav", 660, 30, amplitude=0.5))
     time.sleep(3.0)
     recording = tmp_path / "speaker.wav"
     recorder = pulse.record(recording)
@@ -204,7 +155,7 @@ def test_devices_that_come_and_go(pulse: Pulse, tmp_path: Path) -> None:
         # later stall (the monitor recording below starts) may be lost and found again.
         assert first("reopened", name, back_at - 0.5) - back_at <= 2.0, (name, changes)
         assert first("back", name, back_at - 0.5) - back_at <= 4.0, (name, changes)
-    heard, rate = wav(recording)
+    heard, rate = read_wav(recording)
     assert rms(heard) > 300 and abs(dominant_hz(heard, rate) - 660) <= 10
     summary = json.loads(stdout)
     assert summary["ended_by"] == "duration"
@@ -217,16 +168,15 @@ def test_a_sound_server_that_stops_answering_does_not_hold_the_call(
     speaker's re-open blocks in PortAudio for good. The call still ends when it should,
     prints its summary and exits, instead of waiting on PortAudio at the end."""
     assert pulse.process is not None
-    env = orga_env(pulse)
     record = tmp_path / "call.wav"
     proc = start_orga(
-        ["call", "--sandbox", "--no-video", "--duration", "8", "--json", "-v",
+        *["call", "--sandbox", "--no-video", "--duration", "8", "--json", "-v",
          "--record", str(record)],
-        env,
+        env=pulse.env,
     )  # fmt: skip
     wait_for_line(proc, "phase connected")
     time.sleep(1.0)
-    unload_null_sinks(pulse)
+    pulse.unload_null_sinks()
     time.sleep(1.5)  # the speaker is found gone; its first re-open comes after START_GRACE_S
     os.kill(pulse.process.pid, signal.SIGSTOP)
     started = time.monotonic()
@@ -254,10 +204,9 @@ def test_warnings_name_the_fix(pulse: Pulse, tmp_path: Path) -> None:
     """Nothing plays into the virtual microphone (digital zeros), then a full-scale tone
     (clipping); the speaker's monitor is looped into the microphone with --no-aec (the
     model hears itself). Each warning says what to do."""
-    env = orga_env(pulse)
     events = tmp_path / "events.jsonl"
     proc = start_orga(
-        [
+        *[
             "call",
             "--sandbox",
             "--no-video",
@@ -267,17 +216,17 @@ def test_warnings_name_the_fix(pulse: Pulse, tmp_path: Path) -> None:
             "--events",
             str(events),
         ],
-        env,
+        env=pulse.env,
     )
     wait_for_line(proc, "phase connected")
     deadline = time.monotonic() + 10  # 3 s of digital silence once the device runs, and a check
     while time.monotonic() < deadline and "digital silence" not in events.read_text():
         time.sleep(0.2)
-    player = pulse.play(tone_file(tmp_path / "loud.wav", 440, 2, amplitude=1.0))
+    player = pulse.play(tone_wav(tmp_path / "loud.wav", 440, 2, amplitude=1.0))
     player.wait(10)
     pulse.pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=mic",
                 "latency_msec=20")  # fmt: skip
-    pulse.play(tone_file(tmp_path / "hello.wav", 440, 1.5, amplitude=0.3)).wait(10)
+    pulse.play(tone_wav(tmp_path / "hello.wav", 440, 1.5, amplitude=0.3)).wait(10)
     _, stderr = proc.communicate(timeout=40)
     assert proc.returncode == 0, stderr
     warnings = [json.loads(line)["event"]["text"] for line in events.read_text().splitlines()

@@ -9,21 +9,23 @@ import subprocess
 import pytest
 
 from orga_cli.cli import app
-from orga_cli.docs import COMPLETION_FILES, completion_script, reference_with_usage
+from orga_cli.cli.docs import COMPLETION_FILES, completion_script, reference_with_usage
 
-from .conftest import REPO
+from .helpers.orga import REPO
 
 
 @pytest.mark.parametrize("shell", sorted(COMPLETION_FILES))
 def test_completions_are_fresh(shell: str) -> None:
     committed = (REPO / "completions" / COMPLETION_FILES[shell]).read_text()
-    assert committed == completion_script(shell, app), "run `python -m orga_cli.docs` and commit"
+    assert committed == completion_script(shell, app), (
+        "run `python -m orga_cli.cli.docs` and commit"
+    )
 
 
 def test_cli_reference_is_fresh() -> None:
     reference = (REPO / "docs" / "cli.md").read_text()
     assert reference == reference_with_usage(reference, app), (
-        "run `python -m orga_cli.docs` and commit"
+        "run `python -m orga_cli.cli.docs` and commit"
     )
 
 

@@ -4,36 +4,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from .conftest import KNOWN_KEY, TURN_PASSWORD, TURN_USER, Pulse, Sandbox, Turn, clean_env
+from .helpers.audio import tone_wav
+from .helpers.orga import KNOWN_KEY, orga
+from .helpers.pulse import Pulse
+from .helpers.sandbox import Sandbox
+from .helpers.turn import TURN_PASSWORD, TURN_USER, Turn
 
 
 def doctor(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orga_cli", "doctor", *args],
-        capture_output=True,
-        text=True,
-        env=clean_env(**env),
-        timeout=90,
-    )
-
-
-def tone_wav(path: Path, seconds: float = 20.0) -> Path:
-    import wave
-
-    t = np.arange(int(seconds * 48_000)) / 48_000
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(48_000)
-        w.writeframes((np.sin(2 * np.pi * 440 * t) * 0.3 * 32767).astype(np.int16).tobytes())
-    return path
+    return orga("doctor", *args, env=env, timeout=90)
 
 
 def by_name(out: str) -> dict[str, dict]:
@@ -46,7 +30,7 @@ def test_everything_ready(
     box = sandbox_with(
         "--ice-server", coturn.url, "--ice-username", TURN_USER, "--ice-credential", TURN_PASSWORD
     )
-    player = pulse.play(tone_wav(tmp_path / "tone.wav"))
+    player = pulse.play(tone_wav(tmp_path / "tone.wav", 440, 20.0))
     try:
         env = {**pulse.env, "ORGA_API_KEY": box.api_key, "ORGA_BASE_URL": box.base_url}
         result = doctor("--play", "--json", env=env)

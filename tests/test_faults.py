@@ -14,24 +14,13 @@ import pytest
 from orga_cli.api import OrgaClient
 from orga_cli.errors import ApiError, NetworkError
 
-from .conftest import (
-    KNOWN_KEY,
-    Result,
-    Sandbox,
-    ScriptedServer,
-    free_port,
-    response,
-    self_signed_cert,
-)
-from .test_token_ice import assert_one_line_error
+from .helpers.faults import ScriptedServer, free_port, response, self_signed_cert
+from .helpers.orga import KNOWN_KEY, Result, account, one_line_error
+from .helpers.sandbox import Sandbox
 
 Cli = Callable[..., Result]
 Scripted = Callable[[list[bytes | None]], ScriptedServer]
 GOOD = json.dumps({"ephemeral_token": "aaa.bbb.ccc"}).encode()
-
-
-def key_env(base_url: str) -> dict[str, str]:
-    return {"ORGA_API_KEY": KNOWN_KEY, "ORGA_BASE_URL": base_url}
 
 
 def test_503_then_success_is_retried(cli: Cli, scripted: Scripted) -> None:
@@ -47,7 +36,7 @@ def test_503_then_success_is_retried(cli: Cli, scripted: Scripted) -> None:
             response(200, GOOD),
         ]
     )
-    result = cli(["token"], env=key_env(server.base_url))
+    result = cli(["token"], env=account(server.base_url))
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "aaa.bbb.ccc\n"
     assert len(server.requests) == 3
@@ -56,8 +45,8 @@ def test_503_then_success_is_retried(cli: Cli, scripted: Scripted) -> None:
 def test_5xx_three_times_gives_up(cli: Cli, scripted: Scripted) -> None:
     body = json.dumps({"error": {"message": "database is down"}}).encode()
     server = scripted([response(500, body, headers={"Retry-After": "0"})] * 3)
-    result = cli(["token"], env=key_env(server.base_url))
-    assert_one_line_error(result, 4, "500", "after 3 tries", "database is down")
+    result = cli(["token"], env=account(server.base_url))
+    one_line_error(result, 4, "500", "after 3 tries", "database is down")
     assert len(server.requests) == 3
 
 
@@ -65,14 +54,14 @@ def test_429_honours_retry_after_then_says_so(cli: Cli, scripted: Scripted) -> N
     server = scripted(
         [response(429, b'{"error": {"message": "slow down"}}', headers={"Retry-After": "0"})] * 3
     )
-    result = cli(["token"], env=key_env(server.base_url))
-    assert_one_line_error(result, 3, "rate limited", "3 tries", "slow down")
+    result = cli(["token"], env=account(server.base_url))
+    one_line_error(result, 3, "rate limited", "3 tries", "slow down")
 
 
 def test_429_with_long_retry_after_is_not_waited_out(cli: Cli, scripted: Scripted) -> None:
     server = scripted([response(429, b"{}", headers={"Retry-After": "3600"})])
-    result = cli(["token"], env=key_env(server.base_url))
-    assert_one_line_error(result, 3, "rate limited", "3600 s")
+    result = cli(["token"], env=account(server.base_url))
+    one_line_error(result, 3, "rate limited", "3600 s")
     assert len(server.requests) == 1
 
 
@@ -113,7 +102,7 @@ async def test_backoff_is_exponential_with_jitter() -> None:
 )
 def test_unusable_200(cli: Cli, scripted: Scripted, reply: bytes, fragments: list[str]) -> None:
     server = scripted([reply])
-    assert_one_line_error(cli(["token"], env=key_env(server.base_url)), 4, *fragments)
+    one_line_error(cli(["token"], env=account(server.base_url)), 4, *fragments)
 
 
 def test_ice_answer_without_servers(cli: Cli, scripted: Scripted) -> None:
@@ -121,7 +110,7 @@ def test_ice_answer_without_servers(cli: Cli, scripted: Scripted) -> None:
     result = cli(
         ["ice", "--token", "opaque-token-1234567890"], env={"ORGA_BASE_URL": server.base_url}
     )
-    assert_one_line_error(result, 4, "no iceServers")
+    one_line_error(result, 4, "no iceServers")
 
 
 def test_ice_bare_list_form(cli: Cli, scripted: Scripted) -> None:
@@ -135,14 +124,14 @@ def test_ice_bare_list_form(cli: Cli, scripted: Scripted) -> None:
 
 def test_connection_refused(cli: Cli) -> None:
     port = free_port()
-    result = cli(["token"], env=key_env(f"http://127.0.0.1:{port}"))
-    assert_one_line_error(result, 4, "refused", f"127.0.0.1:{port}")
+    result = cli(["token"], env=account(f"http://127.0.0.1:{port}"))
+    one_line_error(result, 4, "refused", f"127.0.0.1:{port}")
 
 
 def test_timeout(cli: Cli, scripted: Scripted) -> None:
     server = scripted([None])  # accepts, never answers
-    result = cli(["token", "--timeout", "0.5"], env=key_env(server.base_url))
-    assert_one_line_error(result, 4, "no answer", "0.5 s", "--timeout")
+    result = cli(["token", "--timeout", "0.5"], env=account(server.base_url))
+    one_line_error(result, 4, "no answer", "0.5 s", "--timeout")
 
 
 def test_dns_failure(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,14 +140,14 @@ def test_dns_failure(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
-    result = cli(["token"], env=key_env("https://api.orga-ai.invalid"))
-    assert_one_line_error(result, 4, "cannot resolve host", "api.orga-ai.invalid")
+    result = cli(["token"], env=account("https://api.orga-ai.invalid"))
+    one_line_error(result, 4, "cannot resolve host", "api.orga-ai.invalid")
 
 
 def test_tls_to_a_plain_http_port(cli: Cli, sandbox: Sandbox) -> None:
     https_url = sandbox.base_url.replace("http://", "https://")
-    result = cli(["token"], env=key_env(https_url))
-    assert_one_line_error(result, 4, "TLS")
+    result = cli(["token"], env=account(https_url))
+    one_line_error(result, 4, "TLS")
 
 
 def test_tls_untrusted_certificate(cli: Cli, tmp_path: Path) -> None:
@@ -182,14 +171,14 @@ def test_tls_untrusted_certificate(cli: Cli, tmp_path: Path) -> None:
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    result = cli(["token"], env=key_env(f"https://127.0.0.1:{port}"))
+    result = cli(["token"], env=account(f"https://127.0.0.1:{port}"))
     thread.join(5)
     listener.close()
-    assert_one_line_error(result, 4, "TLS certificate", "not trusted", "SSL_CERT_FILE")
+    one_line_error(result, 4, "TLS certificate", "not trusted", "SSL_CERT_FILE")
 
 
 def test_debug_shows_the_traceback(cli: Cli) -> None:
-    result = cli(["token", "--debug"], env=key_env(f"http://127.0.0.1:{free_port()}"))
+    result = cli(["token", "--debug"], env=account(f"http://127.0.0.1:{free_port()}"))
     assert result.exit_code != 0
     assert isinstance(result.exception, NetworkError)
 

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import (
-    TURN_PASSWORD,
-    TURN_USER,
-    Result,
-    Sandbox,
-    Turn,
-    clean_env,
-    free_port,
-    self_signed_cert,
-    wait_for_port,
-)
+from .helpers.faults import free_port, self_signed_cert, wait_for_port
+from .helpers.orga import Result, orga
+from .helpers.sandbox import Sandbox
+from .helpers.turn import TURN_PASSWORD, TURN_USER, Turn
 
 pytestmark = pytest.mark.turn
 Cli = Callable[..., Result]
@@ -128,28 +120,10 @@ def test_relay_only_call_through_coturn(coturn: Turn, sandbox_with: Callable[...
     box = sandbox_with(
         "--ice-server", coturn.url, "--ice-username", TURN_USER, "--ice-credential", TURN_PASSWORD
     )
-    env = clean_env(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orga_cli",
-            "call",
-            "--relay-only",
-            "--audio-in",
-            "tone:440",
-            "--no-video",
-            "--no-speaker",
-            "--duration",
-            "3",
-            "--json",
-            "-v",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    out = orga(
+        "call", "--relay-only", "--audio-in", "tone:440", "--no-video", "--no-speaker",
+        "--duration", "3", "--json", "-v", env=box.env(),
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["local_candidate"].startswith("relay ")
@@ -159,24 +133,10 @@ def test_relay_only_call_through_coturn(coturn: Turn, sandbox_with: Callable[...
 
 
 def test_relay_only_without_turn_is_refused(sandbox: Sandbox) -> None:
-    env = clean_env(ORGA_API_KEY=sandbox.api_key, ORGA_BASE_URL=sandbox.base_url)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orga_cli",
-            "call",
-            "--relay-only",
-            "--audio-in",
-            "tone:440",
-            "--no-video",
-            "--no-speaker",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    out = orga(
+        "call", "--relay-only", "--audio-in", "tone:440", "--no-video", "--no-speaker",
+        env=sandbox.env(),
+    )  # fmt: skip
     assert out.returncode == 6
     assert "--relay-only needs a TURN server" in out.stderr
 

@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,17 @@ import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRecorder
 
-from orga_cli.sandbox.server import SandboxConfig, SandboxServer
+from orga_cli.sandbox import start_sandbox
 
-from .conftest import clean_env
+from .helpers.audio import dominant_hz, read_wav, rms
+from .helpers.orga import account, clean_env
+
+
+def heard(path: Path) -> tuple[float, float]:
+    """The dominant frequency of a recording after its first half second, and its level."""
+    x, rate = read_wav(path)
+    x = x[rate // 2 :]
+    return dominant_hz(x, rate), rms(x)
 
 
 class AiortcTone(MediaStreamTrack):
@@ -88,40 +95,29 @@ class PlainPeer:
             await pc.close()
 
 
-def dominant_hz(path: Path) -> tuple[float, float]:
-    with wave.open(str(path)) as w:
-        rate, channels = w.getframerate(), w.getnchannels()
-        x = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float64)
-    x = x.reshape(-1, channels).mean(axis=1)[rate // 2 :]
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
-    return float(np.argmax(spectrum) * rate / x.size), float(np.sqrt(np.mean(x**2)))
-
-
 @pytest.mark.timeout(60)
 async def test_a_call_with_a_plain_aiortc_peer(tmp_path: Path) -> None:
     heard_by_peer = tmp_path / "peer.wav"
     played = tmp_path / "played.wav"
     peer = PlainPeer(heard_by_peer)
-    config = SandboxConfig()
-    server = SandboxServer(config, call_handler=peer)
-    base_url = await server.start()
+    box = await start_sandbox(call_handler=peer)
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "orga_cli", "call", "--audio-in", "tone:440", "--no-video",
             "--no-speaker", "--record", str(played), "--duration", "3", "--json",
-            env=clean_env(ORGA_API_KEY=config.api_key, ORGA_BASE_URL=base_url),
+            env=clean_env(**account(box.base_url, box.api_key)),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         stdout, stderr = await asyncio.wait_for(proc.communicate(), 40)
     finally:
         await peer.close()
-        await server.stop()
+        await box.stop()
     assert proc.returncode == 0, stderr.decode()[-2000:]
     summary = json.loads(stdout)
     assert summary["packets_lost"] == 0 and summary["concealed_pct"] < 2, summary
-    hz, level = dominant_hz(played)  # aiortc's stereo Opus, decoded by orga's receiver
+    hz, level = heard(played)  # aiortc's stereo Opus, decoded by orga's receiver
     assert level > 1000 and abs(hz - 660) <= 10, (hz, level)
-    hz, level = dominant_hz(heard_by_peer)  # orga's mono Opus, decoded by aiortc
+    hz, level = heard(heard_by_peer)  # orga's mono Opus, decoded by aiortc
     assert level > 1000 and abs(hz - 440) <= 10, (hz, level)
 
 
@@ -132,22 +128,22 @@ async def test_in_process_call_notices_a_vanished_server_at_once() -> None:
     from orga_cli import seams
     from orga_cli.api import OrgaClient
     from orga_cli.errors import CallError
+    from orga_cli.media.receive import AudioReceiver
     from orga_cli.media.sources import AudioSourceTrack, ToneSource
-    from orga_cli.sandbox.peer import EchoPeer
     from orga_cli.session import CallOptions, CallParams, CallSession
 
-    echo = EchoPeer()
-    config = SandboxConfig()
-    server = SandboxServer(config, call_handler=echo)
-    base_url = await server.start()
+    box = await start_sandbox()
+    echo = box.peer
+    assert echo is not None
     try:
-        async with OrgaClient(base_url, config.api_key) as client:
+        async with OrgaClient(box.base_url, box.api_key) as client:
             session = CallSession(
                 client,
                 AudioSourceTrack(ToneSource(440)),
                 None,
                 CallParams(),
                 CallOptions(reconnect_timeout=20),
+                receiver=AudioReceiver(),
             )
             try:
                 await session.start()
@@ -166,5 +162,4 @@ async def test_in_process_call_notices_a_vanished_server_at_once() -> None:
             finally:
                 await session.close()
     finally:
-        await echo.close()
-        await server.stop()
+        await box.stop()

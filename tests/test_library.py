@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .conftest import REPO
+from .helpers.orga import REPO
 
 
 def example_source() -> str:

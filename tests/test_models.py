@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 
@@ -20,13 +19,7 @@ from orga_cli.models import (
 )
 from orga_cli.voices import filter_voices, find_voice, suggest_voices
 
-
-def make_jwt(claims: dict[str, object]) -> str:
-    def b64(obj: object) -> str:
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-    return f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(claims)}.c2lnbmF0dXJl"
-
+from .helpers.tokens import make_jwt
 
 SAMPLE = make_jwt({"sub": "u1", "api_key_id": "k1", "scope": "api", "iat": 1000, "exp": 1900})
 

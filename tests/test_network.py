@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
-import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,14 +19,21 @@ import pytest
 
 from orga_cli.sandbox.network import parse_network
 
-from .conftest import Sandbox, clean_env, wait_for_line
+from .helpers.audio import needs_speech, read_wav, speech_wav
+from .helpers.orga import orga, start_orga, summary, wait_for_line
+from .helpers.sandbox import Sandbox
 
 BASE = ["call", "--audio-in", "tone:440", "--no-video", "--no-speaker", "--json"]
 
 
-def wav(path: Path) -> np.ndarray:
-    with wave.open(str(path)) as w:
-        return np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float64)
+def call(box: Sandbox, *args: str, timeout: float = 90) -> tuple[int, dict, str]:
+    """A tone call of this sandbox: exit code, --json summary, stderr."""
+    proc = orga(*BASE, *args, env=box.env(), timeout=timeout)
+    return proc.returncode, summary(proc), proc.stderr
+
+
+def start_call(box: Sandbox, *args: str) -> subprocess.Popen[str]:
+    return start_orga(*BASE, *args, env=box.env())
 
 
 def tone_windows(x: np.ndarray, hz: float = 440.0, ms: int = 20) -> np.ndarray:
@@ -39,36 +44,6 @@ def tone_windows(x: np.ndarray, hz: float = 440.0, ms: int = 20) -> np.ndarray:
     k = round(hz * n / 48000)
     level = spectrum[:, k - 1 : k + 2].max(axis=1)
     return 20 * np.log10(np.maximum(level, 1e-9) / level.max())
-
-
-def call(box: Sandbox, *args: str, timeout: float = 90) -> tuple[int, dict, str]:
-    env = clean_env(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url)
-    proc = subprocess.run(
-        [sys.executable, "-m", "orga_cli", *BASE, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-    summary = json.loads(proc.stdout) if proc.stdout.strip() else {}
-    return proc.returncode, summary, proc.stderr
-
-
-def speech(tmp: Path) -> Path:
-    """About 10 s of synthetic speech at 48 kHz (espeak-ng), the model's voice."""
-    raw, out = tmp / "speech-raw.wav", tmp / "speech.wav"
-    text = (
-        "The quick brown fox jumps over the lazy dog. A journey of a thousand miles"
-        " begins with a single step. Every morning the birds sing outside my window."
-    )
-    subprocess.run(["espeak-ng", "-w", str(raw), text], check=True, timeout=30)
-    subprocess.run(["sox", str(raw), "-r", "48000", str(out)], check=True, timeout=30)
-    return out
-
-
-needs_speech = pytest.mark.skipif(
-    not (shutil.which("espeak-ng") and shutil.which("sox")), reason="needs espeak-ng and sox"
-)
 
 
 # --------------------------------------------------------------------------- the syntax
@@ -124,7 +99,7 @@ def test_jitter_with_reordering_plays_without_gaps(
     assert s["packets_late"] <= 0.01 * s["packets_received"], s
     assert s["packets_lost"] <= 0.01 * s["packets_received"] + s["packets_late"], s
     assert 50 <= s["jitter_buffer_ms"]["target"] <= 300, s
-    levels = tone_windows(wav(rec)[int(2.0 * 48000) :])  # after the echo has started
+    levels = tone_windows(read_wav(rec)[0][int(2.0 * 48000) :])  # after the echo has started
     assert (levels > -20).mean() > 0.99, f"gaps in the tone: {np.sort(levels)[:10]}"
 
 
@@ -133,7 +108,11 @@ def test_jitter_with_reordering_plays_without_gaps(
 def test_loss_is_concealed_and_recovered_by_fec(
     sandbox_with: Callable[..., Sandbox], tmp_path: Path, fec: bool
 ) -> None:
-    voice = speech(tmp_path)
+    voice = speech_wav(
+        tmp_path,
+        "The quick brown fox jumps over the lazy dog. A journey of a thousand miles"
+        " begins with a single step. Every morning the birds sing outside my window.",
+    )
     flags = [] if fec else ["--no-fec"]
     box = sandbox_with("--network", "down=loss:5%", "--seed", "11", "--reply", str(voice), *flags)
     rec = tmp_path / "rec.wav"
@@ -141,7 +120,7 @@ def test_loss_is_concealed_and_recovered_by_fec(
     assert code == 0, err
     assert s["packets_lost"] > 5 and s["concealed_pct"] > 0, s
     assert s["record_seconds"] == pytest.approx(s["duration_s"], rel=0.01), s
-    assert len(wav(rec)) / 48000 == pytest.approx(s["duration_s"], rel=0.01)
+    assert len(read_wav(rec)[0]) / 48000 == pytest.approx(s["duration_s"], rel=0.01)
     if fec:
         assert s["fec_recovered"] > 0, s
         assert "FEC on" in box.log()
@@ -178,16 +157,6 @@ def udp_blackhole() -> Iterator[Callable[[bool], None]]:
     subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True, timeout=10)
 
 
-def start_call(box: Sandbox, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "orga_cli", *BASE, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url),
-    )
-
-
 def test_the_relay_s_outage_is_filled_and_ridden_out(
     sandbox_with: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
@@ -201,7 +170,7 @@ def test_the_relay_s_outage_is_filled_and_ridden_out(
     assert "dropped" in box.log()
     assert 140 <= s["packets_lost"] <= 160 and s["reconnects"] == 0, s  # 3 s of 20 ms packets
     assert s["record_seconds"] == pytest.approx(s["duration_s"], rel=0.01), s
-    samples = wav(rec)
+    samples = read_wav(rec)[0]
     levels = tone_windows(samples[int(7.5 * 48000) :])  # after the outage, the echo again
     assert (levels > -20).mean() > 0.99, f"gaps after the outage: {np.sort(levels)[:10]}"
 
@@ -257,4 +226,4 @@ def test_media_that_does_not_come_back_redials_or_ends(
         assert proc.returncode == 6, stderr
         assert "no media from the server" in stderr
         assert s["reconnects"] == 0
-        assert len(wav(rec)) > 48000  # the recording is kept, valid
+        assert len(read_wav(rec)[0]) > 48000  # the recording is kept, valid

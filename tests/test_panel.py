@@ -96,7 +96,7 @@ def test_keys_drive_the_call(session_name: str, tmp_path: Path) -> None:
     )
     shown = wait_for(screen, "connected")
     assert "orga call" in shown and "m mute" in shown and "camera" in shown and "live" in shown
-    wait_for(screen, "RTT")
+    wait_for(screen, "connected  0")  # keys act on the call from here
     tmux("send-keys", "-t", session_name, "m")
     wait_for(screen, "MUTED")
     tmux("send-keys", "-t", session_name, "v")
@@ -132,7 +132,7 @@ def test_command_line_and_push_to_talk(session_name: str, tmp_path: Path) -> Non
     )
     shown = wait_for(screen, "PUSH SPACE TO TALK")
     assert "space talk" in shown and "voice Sofía" in shown
-    wait_for(screen, "RTT")
+    wait_for(screen, "connected  0")  # keys act on the call from here
     tmux("send-keys", "-t", session_name, "Space")
     wait_for(screen, "TALKING")
     tmux("send-keys", "-t", session_name, "/voi")

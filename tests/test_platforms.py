@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 
 import orga_cli
-from orga_cli.keys import PosixKeys, WindowsKeys
+from orga_cli.cli.keys import PosixKeys, WindowsKeys
 
 
 async def until(done: Callable[[], bool], seconds: float = 0.5) -> None:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO
+from .helpers.orga import REPO
 
 
 @pytest.mark.parametrize(

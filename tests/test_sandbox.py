@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import KNOWN_KEY, REPO, Sandbox
+from .helpers.orga import KNOWN_KEY, REPO, orga, start_orga
+from .helpers.sandbox import Sandbox
 
 ORIGIN = "https://app.example.com"
 
@@ -153,14 +154,8 @@ def test_log_line_per_request_with_bearer_masked(sandbox: Sandbox) -> None:
 
 def test_serve_generates_and_shows_a_key(tmp_path: Path) -> None:
     import select
-    import sys
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orga_cli", "serve"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_orga("serve")
     try:
         assert proc.stdout is not None and proc.stderr is not None
         ready, _, _ = select.select([proc.stdout], [], [], 20)
@@ -180,28 +175,14 @@ def test_serve_generates_and_shows_a_key(tmp_path: Path) -> None:
 
 
 def test_serve_port_in_use(cli: Callable[..., object], sandbox: Sandbox) -> None:
-    import sys
-
     port = sandbox.base_url.rsplit(":", 1)[1]
-    out = subprocess.run(
-        [sys.executable, "-m", "orga_cli", "serve", "--port", port],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = orga("serve", "--port", port, timeout=30)
     assert out.returncode == 2
     assert "cannot listen" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_serve_rejects_turn_without_credentials() -> None:
-    import sys
-
-    out = subprocess.run(
-        [sys.executable, "-m", "orga_cli", "serve", "--ice-server", "turn:127.0.0.1:3478"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = orga("serve", "--ice-server", "turn:127.0.0.1:3478", timeout=30)
     assert out.returncode == 2 and "--ice-username" in out.stderr
 
 

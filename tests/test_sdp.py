@@ -11,7 +11,7 @@ import pytest
 
 from orga_cli.sdp import load, pair, parse, parse_candidate
 
-from .conftest import REPO, Result
+from .helpers.orga import REPO, Result
 
 FIXTURES = REPO / "tests" / "fixtures" / "sdp"
 Cli = Callable[..., Result]

@@ -28,15 +28,27 @@ async def connected_pair() -> tuple[RTCPeerConnection, RTCPeerConnection]:
 
 
 async def test_seam_1_receiver_jitter_buffer() -> None:
+    """aiortc hands each packet to its jitter buffer's add() and reads (pli, frame) back; the
+    stand-in takes its place, gives the payload, timestamp and SSRC of aiortc's own RtpPacket
+    to orga's receive buffer, and aiortc no frame to decode."""
+    import aiortc.rtcrtpreceiver as receiver_module
+    from aiortc.rtp import RtpPacket
+
+    handle = inspect.getsource(receiver_module.RTCRtpReceiver._handle_rtp_packet)
+    assert "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)" in handle
     pc = RTCPeerConnection()  # aiortc wants a running loop for its objects
     try:
-        receiver = pc.addTransceiver("audio").receiver
+        receiver = pc.addTransceiver("audio", direction="recvonly").receiver
         assert hasattr(receiver, seams.RECEIVER_JITTER_BUFFER)
-        stand_in = object()
-        seams.replace_jitter_buffer(receiver, stand_in)
-        assert getattr(receiver, seams.RECEIVER_JITTER_BUFFER) is stand_in
+        got: list[tuple[bytes, int, int]] = []
+        seams.feed_receiver(receiver, lambda *packet: got.append(packet))
+        tap = getattr(receiver, seams.RECEIVER_JITTER_BUFFER)
+        packet = RtpPacket(payload_type=111, timestamp=960, ssrc=5, payload=b"\xfc\x01\x02")
+        assert tap.add(RtpPacket.parse(packet.serialize())) == (False, None)
+        assert got == [(b"\xfc\x01\x02", 960, 5)]
+        tap.remove(1)  # aiortc's interface: nothing is held
         with pytest.raises(seams.SeamMissing):
-            seams.replace_jitter_buffer(object(), stand_in)
+            seams.feed_receiver(object(), lambda *packet: None)
     finally:
         await pc.close()
 
@@ -134,6 +146,7 @@ async def test_seam_5_the_srtp_boundary() -> None:
         await route(data)
 
     transport = a.getTransceivers()[0].sender.transport
+    assert seams.srtp_send(transport) == transport._send_rtp  # aiortc's own, for the pacer
     restore = seams.intercept_srtp(transport, outgoing, incoming, rtp_in.append)
     try:
         # b's first RTCP may leave before any of a's RTP reached it (a sender report with
@@ -177,3 +190,39 @@ def test_seam_6_encoded_video_passes_through() -> None:
     h264.pts, h264.time_base = 3000, packet.time_base
     payloads, _ = H264Encoder().pack(h264)
     assert len(payloads) >= 3  # a STAP-A or single NAL, then FU-A fragments
+
+
+@pytest.mark.timeout(30)
+async def test_seam_7_the_receive_hook() -> None:
+    """bench/client_latency.py times each audio packet as it reaches aiortc: the DTLS
+    transport hands it to RTCRtpReceiver._handle_rtp_packet, which the hook wraps."""
+    import asyncio
+
+    import aiortc.rtcdtlstransport as dtls_module
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+    assert "receiver._handle_rtp_packet(packet, arrival_time_ms=" in inspect.getsource(dtls_module)
+    original = RTCRtpReceiver._handle_rtp_packet
+    seen: list[int] = []
+    restore = seams.on_rtp_received(lambda receiver, packet: seen.append(packet.ssrc))
+    try:
+        from aiortc.mediastreams import AudioStreamTrack
+
+        a, b = RTCPeerConnection(), RTCPeerConnection()
+        a.addTransceiver(AudioStreamTrack(), direction="sendrecv")
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(RTCSessionDescription(b.localDescription.sdp, "answer"))
+        try:
+            for _ in range(100):
+                if len(seen) > 5:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(seen) > 5, "no packet went through the hook"
+        finally:
+            await a.close()
+            await b.close()
+    finally:
+        restore()
+    assert RTCRtpReceiver._handle_rtp_packet is original

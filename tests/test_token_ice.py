@@ -9,28 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import KNOWN_KEY, Result, Sandbox
+from .helpers.orga import KNOWN_KEY, Result, one_line_error, orga
+from .helpers.sandbox import Sandbox
+from .helpers.tokens import make_jwt
 
 Cli = Callable[..., Result]
 
 
-def env_for(box: Sandbox, **extra: str) -> dict[str, str]:
-    return {"ORGA_API_KEY": box.api_key, "ORGA_BASE_URL": box.base_url, **extra}
-
-
-def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    assert result.stdout == ""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("orga: ")
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-
-
 def test_token_prints_only_the_token(cli: Cli, sandbox: Sandbox) -> None:
-    result = cli(["token"], env=env_for(sandbox))
+    result = cli(["token"], env=sandbox.env())
     assert result.exit_code == 0, result.stderr
     assert result.stdout.count("\n") == 1
     token = result.stdout.strip()
@@ -39,7 +26,7 @@ def test_token_prints_only_the_token(cli: Cli, sandbox: Sandbox) -> None:
 
 
 def test_token_json(cli: Cli, sandbox: Sandbox) -> None:
-    result = cli(["token", "--json"], env=env_for(sandbox))
+    result = cli(["token", "--json"], env=sandbox.env())
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert set(data) == {"token", "token_type", "expires_at", "seconds_left", "claims"}
@@ -53,7 +40,7 @@ def test_token_json(cli: Cli, sandbox: Sandbox) -> None:
 def test_token_expires_in_and_email(cli: Cli, sandbox: Sandbox) -> None:
     result = cli(
         ["token", "--json", "--expires-in", "900", "--email", "ana+test@example.com"],
-        env=env_for(sandbox),
+        env=sandbox.env(),
     )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -63,7 +50,7 @@ def test_token_expires_in_and_email(cli: Cli, sandbox: Sandbox) -> None:
 
 
 def test_token_decode(cli: Cli, sandbox: Sandbox) -> None:
-    token = cli(["token"], env=env_for(sandbox)).stdout.strip()
+    token = cli(["token"], env=sandbox.env()).stdout.strip()
     shown = cli(["token", "--decode", token])
     assert shown.exit_code == 0
     assert "api_key_id" in shown.stdout and "expires in" in shown.stdout
@@ -75,16 +62,16 @@ def test_token_decode(cli: Cli, sandbox: Sandbox) -> None:
 
 
 def test_token_decode_rejects_garbage(cli: Cli) -> None:
-    assert_one_line_error(cli(["token", "--decode", "not-a-token"]), 2, "not a JWT")
+    one_line_error(cli(["token", "--decode", "not-a-token"]), 2, "not a JWT")
 
 
 def test_token_argument_needs_decode(cli: Cli) -> None:
-    assert_one_line_error(cli(["token", "abc"]), 2, "--decode")
+    one_line_error(cli(["token", "abc"]), 2, "--decode")
 
 
 def test_no_api_key(cli: Cli, sandbox: Sandbox) -> None:
     result = cli(["token"], env={"ORGA_BASE_URL": sandbox.base_url})
-    assert_one_line_error(result, 2, "no API key", "ORGA_API_KEY")
+    one_line_error(result, 2, "no API key", "ORGA_API_KEY")
 
 
 def test_wrong_api_key_shows_innermost_message(cli: Cli, sandbox: Sandbox) -> None:
@@ -92,17 +79,17 @@ def test_wrong_api_key_shows_innermost_message(cli: Cli, sandbox: Sandbox) -> No
         ["token"],
         env={"ORGA_API_KEY": "sk_orga_ai_wrong_000000000000", "ORGA_BASE_URL": sandbox.base_url},
     )
-    assert_one_line_error(result, 3, "401", "Incorrect or inactive API key provided")
+    one_line_error(result, 3, "401", "Incorrect or inactive API key provided")
     assert "sk_orga_ai_wrong_000000000000" not in result.stderr
 
 
 def test_require_email_422_and_404(cli: Cli, sandbox_with: Callable[..., Sandbox]) -> None:
     box = sandbox_with("--require-email", "--known-email", "ana@example.com")
-    missing = cli(["token"], env=env_for(box))
-    assert_one_line_error(missing, 3, "422", "Field required", "--email")
-    unknown = cli(["token", "--email", "bob@example.com"], env=env_for(box))
-    assert_one_line_error(unknown, 3, "404", "User not found")
-    ok = cli(["token"], env=env_for(box, ORGA_USER_EMAIL="ana@example.com"))
+    missing = cli(["token"], env=box.env())
+    one_line_error(missing, 3, "422", "Field required", "--email")
+    unknown = cli(["token", "--email", "bob@example.com"], env=box.env())
+    one_line_error(unknown, 3, "404", "User not found")
+    ok = cli(["token"], env=box.env(ORGA_USER_EMAIL="ana@example.com"))
     assert ok.exit_code == 0, ok.stderr
 
 
@@ -121,13 +108,13 @@ def test_ice_table_masks_and_json_includes_credentials(
         "--ice-credential",
         "s3cret-credential-value",
     )
-    table = cli(["ice"], env=env_for(box, COLUMNS="200"))
+    table = cli(["ice"], env=box.env(COLUMNS="200"))
     assert table.exit_code == 0, table.stderr
     assert "turn:127.0.0.1:3478?transport=udp" in table.stdout
     assert "s3cret-credential-value" not in table.stdout
     assert "s3c…alue" in table.stdout
     assert "tls" in table.stdout
-    as_json = cli(["ice", "--json"], env=env_for(box))
+    as_json = cli(["ice", "--json"], env=box.env())
     data = json.loads(as_json.stdout)
     assert data["iceServers"][0] == {"urls": ["stun:127.0.0.1:3478"]}
     assert data["iceServers"][1]["credential"] == "s3cret-credential-value"
@@ -135,7 +122,7 @@ def test_ice_table_masks_and_json_includes_credentials(
 
 
 def test_ice_with_token_from_stdin_and_env(cli: Cli, sandbox: Sandbox) -> None:
-    token = cli(["token"], env=env_for(sandbox)).stdout.strip()
+    token = cli(["token"], env=sandbox.env()).stdout.strip()
     base = {"ORGA_BASE_URL": sandbox.base_url}
     via_stdin = cli(["ice", "--json", "--token", "-"], env=base, input=token)
     assert via_stdin.exit_code == 0, via_stdin.stderr
@@ -145,33 +132,31 @@ def test_ice_with_token_from_stdin_and_env(cli: Cli, sandbox: Sandbox) -> None:
 
 
 def test_ice_expired_token_sends_nothing(cli: Cli, sandbox: Sandbox) -> None:
-    from .test_models import make_jwt
 
     token = make_jwt({"exp": int(time.time()) - 5})  # a token whose exp has passed
     before = sandbox.log().count("ice-config")
     result = cli(["ice", "--token", token], env={"ORGA_BASE_URL": sandbox.base_url})
-    assert_one_line_error(result, 2, "expired", "s ago")
+    one_line_error(result, 2, "expired", "s ago")
     time.sleep(0.2)
     assert sandbox.log().count("ice-config") == before
 
 
 def test_ice_invalid_token(cli: Cli, sandbox: Sandbox) -> None:
-    from .test_models import make_jwt
 
     forged = make_jwt({"exp": int(time.time()) + 60})
     result = cli(["ice", "--token", forged], env={"ORGA_BASE_URL": sandbox.base_url})
-    assert_one_line_error(result, 3, "401", "Invalid ephemeral token", "orga token")
+    one_line_error(result, 3, "401", "Invalid ephemeral token", "orga token")
 
 
 def test_http_to_remote_host_is_refused(cli: Cli) -> None:
     result = cli(
         ["token"], env={"ORGA_API_KEY": KNOWN_KEY, "ORGA_BASE_URL": "http://api.example.com"}
     )
-    assert_one_line_error(result, 2, "clear text", "--insecure-http")
+    one_line_error(result, 2, "clear text", "--insecure-http")
 
 
 def test_verbose_trace_masks_the_key(cli: Cli, sandbox: Sandbox) -> None:
-    result = cli(["token", "-v"], env=env_for(sandbox))
+    result = cli(["token", "-v"], env=sandbox.env())
     assert result.exit_code == 0
     assert "Authorization: Bearer sk_…ak42" in result.stderr
     assert "← 200 OK" in result.stderr
@@ -180,7 +165,7 @@ def test_verbose_trace_masks_the_key(cli: Cli, sandbox: Sandbox) -> None:
 
 def test_key_never_appears_anywhere(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
     """Run every command that touches the key, in every mode, and look for it."""
-    env = env_for(sandbox)
+    env = sandbox.env()
     runs = [
         ["token", "-v"],
         ["token", "--json", "-vv"],
@@ -218,9 +203,7 @@ def test_installed_orga_runs_as_a_subprocess(sandbox: Sandbox) -> None:
     out = subprocess.run([exe, "token"], capture_output=True, text=True, env=env, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().count(".") == 2
-    version = subprocess.run(
-        [sys.executable, "-m", "orga_cli", "--version"], capture_output=True, text=True, timeout=30
-    )
+    version = orga("--version", timeout=30)
     assert version.stdout.startswith("orga ")
 
 
@@ -229,8 +212,10 @@ def test_cli_import_stays_light() -> None:
     import sys
 
     code = (
-        "import sys, orga_cli.cli, orga_cli.api, orga_cli.config, orga_cli.render;"
-        "heavy = [m for m in ('aiortc', 'av', 'numpy', 'sounddevice', 'aiohttp') if m in sys.modules];"
+        "import sys, orga_cli, orga_cli.cli, orga_cli.api, orga_cli.config, orga_cli.cli.render,"
+        " orga_cli.sandbox;"
+        "heavy = [m for m in ('aiortc', 'av', 'numpy', 'sounddevice', 'aiohttp', 'rich')"
+        " if m in sys.modules];"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
@@ -250,4 +235,4 @@ def test_voices(cli: Cli, args: list[str]) -> None:
 
 
 def test_voices_unknown_language(cli: Cli) -> None:
-    assert_one_line_error(cli(["voices", "--language", "klingon"]), 2, "klingon", "English")
+    one_line_error(cli(["voices", "--language", "klingon"]), 2, "klingon", "English")

@@ -9,39 +9,14 @@ concealment, the relay's queue and drops, the frames its peer decoded) in the
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from .conftest import Sandbox, clean_env
-
-
-def camera_file(folder: Path, seconds: float = 3.0) -> Path:
-    """A y4m that loads a link as a camera does: a detailed background, a textured shape
-    moving across it, a little noise each frame (a flat pattern would not fill 300 kbit/s)."""
-    w, h, fps = 640, 480, 24
-    path = folder / "camera.y4m"
-    rng = np.random.default_rng(3)
-    background = np.kron(rng.integers(30, 220, (h // 16, w // 16)), np.ones((16, 16)))
-    background = np.clip(background + rng.normal(0, 18, (h, w)), 0, 255)
-    yy, xx = np.mgrid[0:h, 0:w]
-    texture = 128 + 60 * np.sin(xx / 5.0) * np.cos(yy / 7.0)
-    chroma = np.full(w * h // 2, 128, np.uint8).tobytes()
-    with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for i in range(int(seconds * fps)):
-            cx = w / 2 + w / 4 * np.sin(2 * np.pi * i / (seconds * fps))
-            shape = ((xx - cx) / 80) ** 2 + ((yy - h / 2) / 100) ** 2 < 1
-            y = background.copy()
-            y[shape] = texture[shape]
-            y += rng.normal(0, 2, (h, w))
-            out.write(b"FRAME\n" + np.clip(y, 0, 255).astype(np.uint8).tobytes() + chroma)
-    return path
+from .helpers.orga import jsonl, orga, summary
+from .helpers.sandbox import Sandbox
+from .helpers.video import camera_file
 
 
 def call(
@@ -50,20 +25,17 @@ def call(
     """An `orga call` of *seconds*: its --json summary, its --stats lines, the sandbox.stats
     events it received, and its stderr."""
     events, stats = tmp / "events.jsonl", tmp / "stats.jsonl"
-    proc = subprocess.run(
-        [sys.executable, "-m", "orga_cli", "call", "--no-speaker", "--json", "--duration",
-         str(seconds), "--events", str(events), "--stats", str(stats), *args],
-        capture_output=True, text=True, timeout=seconds + 60,
-        env=clean_env(ORGA_API_KEY=box.api_key, ORGA_BASE_URL=box.base_url),
+    proc = orga(
+        "call", "--no-speaker", "--json", "--duration", str(seconds), "--events", str(events),
+        "--stats", str(stats), *args, env=box.env(), timeout=seconds + 60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [json.loads(line) for line in stats.read_text().splitlines()]
     sandbox = [
         e["event"]
-        for e in map(json.loads, events.read_text().splitlines())
+        for e in jsonl(events)
         if isinstance(e.get("event"), dict) and e["event"].get("type") == "sandbox.stats"
     ]
-    return json.loads(proc.stdout), lines, sandbox, proc.stderr
+    return summary(proc), jsonl(stats), sandbox, proc.stderr
 
 
 def after(sandbox: list[dict], first: dict, key: str) -> float:

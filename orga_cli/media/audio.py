@@ -1,4 +1,4 @@
-"""Audio building blocks: 20 ms frames at 48 kHz, Opus packets, levels, WAV files.
+"""Audio building blocks: 20 ms frames at 48 kHz, Opus packets, levels, tones.
 
 numpy and av are imported here; nothing in this module touches PortAudio.
 """
@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
-import wave
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import av
@@ -119,121 +116,6 @@ def tone(hz: float, start: int, count: int, amplitude: float = 0.3) -> np.ndarra
     """*count* samples of a sine at *hz*, continuing from sample index *start*."""
     t = (np.arange(start, start + count, dtype=np.float64)) / RATE
     return (np.sin(2 * np.pi * hz * t) * amplitude * 32767).astype(np.int16)
-
-
-class WavWriter:
-    """A 16-bit WAV (mono unless told) written as it goes.
-
-    Python's wave module rewrites the header after every write on a seekable
-    file, so the file is valid at every moment: after q, Ctrl-C, a crash or a
-    kill, it holds everything written so far. Writes are thread-safe.
-    """
-
-    def __init__(self, path: Path, rate: int = RATE, channels: int = 1) -> None:
-        self.path = path
-        self.rate = rate
-        self.channels = channels
-        self.frames = 0
-        self._lock = threading.Lock()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._wav: wave.Wave_write | None = wave.open(str(path), "wb")  # noqa: SIM115 - closed in close()
-        except OSError as exc:
-            raise MediaError(
-                f"cannot write {path}: {exc.strerror or exc}", "choose another file or directory"
-            ) from exc
-        self._wav.setnchannels(channels)
-        self._wav.setsampwidth(2)
-        self._wav.setframerate(rate)
-        self._wav.writeframes(b"")  # a valid, empty file from the start
-
-    def write(self, samples: np.ndarray) -> None:
-        with self._lock:
-            if self._wav is not None:
-                self._wav.writeframes(samples.astype("<i2", copy=False).tobytes())
-                self.frames += samples.size // self.channels
-
-    def close(self) -> None:
-        with self._lock:
-            if self._wav is not None:
-                self._wav.close()
-                self._wav = None
-
-    @property
-    def seconds(self) -> float:
-        return self.frames / self.rate
-
-
-class StereoWavWriter:
-    """Two mono streams on one wall clock, left and right of a stereo WAV (--record-both).
-
-    Each channel's blocks are placed where the clock says they end: a channel that
-    falls behind by more than SLACK_S (nothing sent while a call is dialled again, a
-    device that stalled) is padded with silence, and its first block is placed
-    exactly, so that the two stay aligned within the pace of their sources. The file
-    holds what both channels have reached; closing pads the shorter one.
-    """
-
-    # A sound card pulls in bursts of tens of ms, and its clock drifts from this one by
-    # up to ~0.01 %: neither is a gap.
-    SLACK_S = 0.3
-
-    def __init__(self, path: Path, rate: int = RATE, clock: Any = time.monotonic) -> None:
-        self._wav = WavWriter(path, rate, channels=2)
-        self.rate = rate
-        self._clock = clock
-        self._start: float | None = None
-        self._lock = threading.Lock()
-        self._pending: list[list[np.ndarray]] = [[], []]
-        self._placed = [0, 0]  # samples placed per channel (written or pending)
-        self._started = [False, False]
-
-    def write(self, channel: int, samples: np.ndarray) -> None:
-        with self._lock:
-            if self._start is None:
-                self._start = self._clock() - samples.size / self.rate
-            due = int((self._clock() - self._start) * self.rate) - samples.size
-            behind = due - self._placed[channel]
-            if behind > 0 and (not self._started[channel] or behind > self.SLACK_S * self.rate):
-                self._place(channel, np.zeros(behind, np.int16))
-            self._started[channel] = True
-            self._place(channel, samples.astype(np.int16, copy=False))
-            self._flush()
-
-    def catch_up(self) -> None:
-        """Pad a channel that has stopped (called now and then), so the other is written."""
-        with self._lock:
-            if self._start is None:
-                return
-            due = int((self._clock() - self._start - self.SLACK_S) * self.rate)
-            for channel in (0, 1):
-                if due > self._placed[channel]:
-                    self._place(channel, np.zeros(due - self._placed[channel], np.int16))
-            self._flush()
-
-    def _place(self, channel: int, samples: np.ndarray) -> None:
-        self._pending[channel].append(samples)
-        self._placed[channel] += samples.size
-
-    def _flush(self, pad: bool = False) -> None:
-        left, right = (np.concatenate(p) if p else np.zeros(0, np.int16) for p in self._pending)
-        n = max(left.size, right.size) if pad else min(left.size, right.size)
-        if n == 0:
-            return
-        both = np.zeros((n, 2), np.int16)
-        both[: min(n, left.size), 0] = left[:n]
-        both[: min(n, right.size), 1] = right[:n]
-        self._wav.write(both.reshape(-1))
-        self._pending = [[left[n:]] if left.size > n else [], [right[n:]] if right.size > n else []]
-
-    def close(self) -> None:
-        with self._lock:
-            self._flush(pad=True)
-            self._wav.close()
-
-    @property
-    def seconds(self) -> float:
-        return self._wav.seconds
 
 
 def probe_audio_file(path: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MediaError
+from ..errors import MediaError, setting
 from .audio import FRAME_SAMPLES, RATE, SILENCE, Pacer
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,11 @@ INSTALL_HINT = {
     "linux": "install PortAudio (Debian/Ubuntu: `sudo apt-get install libportaudio2`)",
     "darwin": "install PortAudio (`brew install portaudio`)",
 }
-ALTERNATIVES = "or use --audio-in FILE|tone:HZ and --no-speaker"
+
+
+def alternatives() -> str:
+    """What a call can do without the sound card."""
+    return f"or use {setting('audio_in', 'FILE|tone:HZ')} and {setting('no_speaker')}"
 
 
 def sounddevice() -> Any:
@@ -38,7 +42,9 @@ def sounddevice() -> Any:
     except OSError as exc:
         platform = "linux" if sys.platform.startswith("linux") else sys.platform
         hint = INSTALL_HINT.get(platform, "install PortAudio")
-        raise MediaError(f"PortAudio is not available ({exc})", f"{hint}, {ALTERNATIVES}") from exc
+        raise MediaError(
+            f"PortAudio is not available ({exc})", f"{hint}, {alternatives()}"
+        ) from exc
     return sd
 
 
@@ -52,7 +58,7 @@ def find_device(spec: str | None, kind: str) -> int | None:
     try:
         devices = list(sd.query_devices())
     except Exception as exc:
-        raise MediaError(f"cannot list audio devices ({exc})", ALTERNATIVES) from exc
+        raise MediaError(f"cannot list audio devices ({exc})", alternatives()) from exc
     usable = [(i, d) for i, d in enumerate(devices) if d[channels_key] > 0]
     if spec is None:
         try:
@@ -87,7 +93,7 @@ def _no_device_hint(kind: str) -> str:
     server = "is a sound server running? (Debian/Ubuntu: `sudo apt-get install pulseaudio libasound2-plugins`)"
     if not sys.platform.startswith("linux"):
         server = "is a microphone connected?" if kind == "input" else "is a speaker connected?"
-    return f"{server} {ALTERNATIVES}"
+    return f"{server} {alternatives()}"
 
 
 def device_name(index: int | None) -> str:
@@ -140,7 +146,7 @@ class MicrophoneSource:
             )
         except Exception as exc:
             raise MediaError(
-                f"cannot open the microphone {device_name(self.index)} ({exc})", ALTERNATIVES
+                f"cannot open the microphone {device_name(self.index)} ({exc})", alternatives()
             ) from exc
         self.opened_at = time.monotonic()
         return stream
@@ -154,7 +160,7 @@ class MicrophoneSource:
             self._stream.start()
         except Exception as exc:
             _close_quietly(self._stream)
-            raise MediaError(f"cannot start the microphone ({exc})", ALTERNATIVES) from exc
+            raise MediaError(f"cannot start the microphone ({exc})", alternatives()) from exc
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         block = indata[:, 0].copy()
@@ -183,7 +189,7 @@ class MicrophoneSource:
             try:
                 self._stream.start()
             except Exception as exc:
-                raise MediaError(f"cannot start the microphone ({exc})", ALTERNATIVES) from exc
+                raise MediaError(f"cannot start the microphone ({exc})", alternatives()) from exc
         if self.failed:
             # Stalled: silence, paced here on the wall clock, until blocks come again.
             try:
@@ -251,6 +257,86 @@ def stuck() -> bool:
 
 # A stream just opened may take this long to start (a PulseAudio null sink: ~2 s).
 START_GRACE_S = 2.5
+REOPEN_EVERY_S = 0.5  # a device that went away is tried again this often
+
+
+class DeviceWatch:
+    """A device that may go away and come back (the microphone or the speaker), watched
+    the same way for both: ``watch()`` is called often; when *working* turns false the
+    device is lost (``on_change("lost", seconds)``, *gone_for* saying how long it has been
+    silent), and it is opened again (``device.reopen()`` on the device thread, never two at
+    once) every REOPEN_EVERY_S, each new stream given START_GRACE_S to start; when
+    *working* is true again, it is back (``on_change("back", seconds gone)``). Between
+    the two, ``on_change("reopened", ...)`` says a stream opened and sound is awaited."""
+
+    def __init__(
+        self,
+        name: str,
+        device: Any,
+        *,
+        working: Callable[[], bool],
+        gone_for: Callable[[], float],
+        on_change: Callable[[str, str, float], None],
+    ) -> None:
+        self.name = name
+        self.device = device
+        self._working = working
+        self._gone_for = gone_for
+        self._on_change = on_change
+        self.lost_at: float | None = None
+        self.back_after: float | None = None  # seconds it was gone, at its last return
+        self._tried = 0.0
+        self._reopening: asyncio.Future[None] | None = None
+
+    def watch(self) -> None:
+        now = time.monotonic()
+        if self.lost_at is None:
+            if not self._working():
+                self.lost_at = now
+                self._on_change(self.name, "lost", self._gone_for())
+            return
+        if self._working():
+            gone, self.lost_at = now - self.lost_at, None
+            self.back_after = gone
+            self._on_change(self.name, "back", gone)
+            return
+        opened_at = getattr(self.device, "opened_at", 0.0)
+        if now - self._tried >= REOPEN_EVERY_S and now - opened_at >= START_GRACE_S:
+            self._tried = now
+            self._reopen(self.lost_at)
+
+    def _reopen(self, lost_at: float) -> None:
+        """One attempt, in a thread: through a sound server that has lost its devices an
+        open can take seconds, and the loop carries the call."""
+        if self._reopening is not None:
+            return
+
+        async def attempt() -> None:
+            try:
+                await in_thread(self.device.reopen)
+            except MediaError as exc:
+                log.info("the %s is still gone: %s", self.name, exc.message)
+            else:
+                log.info("the %s is open again; waiting for sound", self.name)
+                self._on_change(self.name, "reopened", time.monotonic() - lost_at)
+            finally:
+                self._reopening = None
+
+        self._reopening = asyncio.ensure_future(attempt())
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """At the end of the call: wait for an open still running (bounded)."""
+        attempt = self._reopening
+        if attempt is None:
+            return
+        _, pending = await asyncio.wait([attempt], timeout=timeout)
+        if pending:
+            log.warning(
+                "the sound server did not answer an open of the %s in %g s", self.name, timeout
+            )
+            attempt.cancel()
+
+
 CLIP = 32_700  # a sample this loud was clipped by the input
 INPUT_LATENCY = "high"
 OUTPUT_LATENCY_S = 0.02
@@ -303,7 +389,9 @@ class Speaker:
             )
             stream.start()
         except Exception as exc:
-            raise MediaError(f"cannot open the speaker {self.name} ({exc})", ALTERNATIVES) from exc
+            raise MediaError(
+                f"cannot open the speaker {self.name} ({exc})", alternatives()
+            ) from exc
         self.last_pull = self.opened_at = time.monotonic()
         self._underflows.clear()
         return stream

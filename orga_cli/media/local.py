@@ -8,27 +8,30 @@ Down: RTP packets → AudioReceiver (reorder, delay, stretch, conceal) → pulle
       failed → the played taps (the AEC's far end, the recordings, meters).
 
 `LocalMedia` opens all of it as an async context and hands `CallSession` a track to
-send and a receiver to feed; the CLI only reads labels, meters and warnings from it.
+send and a receiver to feed; a call reads labels and meters from it, and once a second
+its figures (``figures()``: the receive buffer, the turns, what is wrong now).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import MediaError
-from .audio import RATE, StereoWavWriter, WavWriter
-from .devices import START_GRACE_S, in_thread
-from .receive import AudioReceiver, WallClockPull
+from ..errors import MediaError, setting
+from ..figures import MediaFigures
+from .devices import DeviceWatch
+from .receive import AudioReceiver
+from .recording import Recordings
 from .sources import (
     AudioSourceTrack,
     BlockSource,
@@ -38,11 +41,15 @@ from .sources import (
     parse_audio_in,
 )
 from .turns import Turn, TurnTracker
+from .wallclock import WallClockPull
+
+if TYPE_CHECKING:
+    from .devices import MicrophoneSource, Speaker
+    from .processing import MicProcessor
 
 log = logging.getLogger(__name__)
 
 Tap = Callable[[np.ndarray], None]
-REOPEN_EVERY_S = 0.5  # a device that went away is tried again this often
 
 
 @dataclass
@@ -77,32 +84,26 @@ class LocalMedia:
         self._note = note or log.warning
         self.source: BlockSource | None = None
         self.video: VideoInput | None = None
-        self.receiver = AudioReceiver()
-        self.speaker: Any = None  # media.devices.Speaker
-        self.processor: Any = None  # media.processing.MicProcessor
+        self.receiver = AudioReceiver()  # the one receive buffer of the call, across re-dials
+        self.speaker: Speaker | None = None
+        self.microphone: MicrophoneSource | None = None  # when a real one is used
+        self.processor: MicProcessor | None = None
         self.puller: WallClockPull | None = None
-        self.recorder: WavWriter | None = None
-        self.mic_recorder: WavWriter | None = None
-        self.both_recorder: StereoWavWriter | None = None
+        self.recordings: Recordings | None = None
         # Called with each block as it is sent (the event loop) and with what is handed
         # to the sound card (PortAudio's thread: a tap must only copy and hand over).
         self.sent_taps: list[Tap] = []
         self.played_taps: list[Tap] = []
         self.muted = config.muted
         self._track: AudioSourceTrack | None = None
-        self._recording = False
-        self._recording_since: float | None = None  # when recording began, until its first block
         self.echo_cancel: str | None = None  # the processing label, None without processing
         # Your turns and the replies; the devices' latencies are added when they open.
         self.turns = TurnTracker(
             on_turn=lambda turn: self.on_turn(turn) if self.on_turn is not None else None
         )
-        self.microphone: Any = None  # media.devices.MicrophoneSource, when one is used
-        self.reopened: dict[str, float] = {}  # device -> seconds it was gone, at its last return
-        self._speaker_lost = self._speaker_tried = self._mic_tried = 0.0
-        self._mic_lost: float | None = None
+        self.watches: list[DeviceWatch] = []  # the devices that may come and go
         self._underruns: deque[tuple[float, int]] = deque()
-        self._reopening: dict[str, asyncio.Future[None]] = {}
+        self._warnings: list[str] = []
         # (device, "lost", "reopened" (its stream opened again) or "back" (sound flows again),
         # seconds it has been gone): for --events
         self.on_device: Callable[[str, str, float], None] = lambda device, what, seconds: None
@@ -129,16 +130,33 @@ class LocalMedia:
             self.speaker.taps.append(self._played)
         self._setup_processing()
         config = self.config
-        if config.record:
-            self.recorder = WavWriter(config.record)
-        if config.record_mic:
-            self.mic_recorder = WavWriter(config.record_mic)
-        if config.record_both:
-            self.both_recorder = StereoWavWriter(config.record_both)
+        self.recordings = Recordings(config.record, config.record_mic, config.record_both)
         if self.speaker is None:
             self._pull_on_wall_clock()
         self.turns.in_latency = self.source.latency if self.source is not None else 0.0
         self.turns.out_latency = self.speaker.latency if self.speaker is not None else 0.0
+        if self.microphone is not None:
+            mic = self.microphone
+            self.watches.append(
+                DeviceWatch(
+                    "microphone",
+                    mic,
+                    working=lambda: not mic.failed,
+                    gone_for=lambda: 0.5,  # a microphone fails after 0.5 s without blocks
+                    on_change=self._device_changed,
+                )
+            )
+        if self.speaker is not None:
+            speaker = self.speaker
+            self.watches.append(
+                DeviceWatch(
+                    "speaker",
+                    speaker,
+                    working=speaker.alive,
+                    gone_for=lambda: time.monotonic() - speaker.last_pull,
+                    on_change=self._device_changed,
+                )
+            )
 
     def _open_audio_in(self) -> BlockSource:
         config = self.config
@@ -153,12 +171,13 @@ class LocalMedia:
         except MediaError as exc:
             if config.stand_ins and config.input_device is None:
                 self._note(
-                    f"no microphone ({exc.message}): sending a 440 Hz tone instead (--audio-in to choose)"
+                    f"no microphone ({exc.message}): sending a 440 Hz tone instead"
+                    f" ({setting('audio_in')} to choose)"
                 )
                 return ToneSource(440)
             raise
 
-    def _open_speaker(self) -> Any:
+    def _open_speaker(self) -> Speaker | None:
         config = self.config
         if config.no_speaker:
             return None
@@ -169,7 +188,8 @@ class LocalMedia:
         except MediaError as exc:
             if config.stand_ins and config.output_device is None:
                 self._note(
-                    f"no speaker ({exc.message}): playing nothing (--record FILE keeps the audio)"
+                    f"no speaker ({exc.message}): playing nothing"
+                    f" ({setting('record', 'FILE')} keeps the audio)"
                 )
                 return None
             raise
@@ -183,19 +203,19 @@ class LocalMedia:
         except MediaError as exc:
             if config.stand_ins and config.video_in is None and config.camera is None:
                 self._note(
-                    f"no camera ({exc.message}): sending a test pattern instead (--no-video to send none)"
+                    f"no camera ({exc.message}): sending a test pattern instead"
+                    f" ({setting('no_video')} to send none)"
                 )
                 return open_video("testsrc", None, config.video_quality)
             raise
 
     def _setup_processing(self) -> None:
-        """AEC, NS, AGC and HPF on a real microphone (or on any input with --aec)."""
-        from .devices import MicrophoneSource
+        """AEC, NS, AGC and HPF on a real microphone (or on any input when aec is True)."""
         from .processing import MicProcessor, ProcessedSource, ProcessingOptions, far_end_tap
 
         config = self.config
         assert self.source is not None
-        if not isinstance(self.source, MicrophoneSource) and config.aec is not True:
+        if self.microphone is None and config.aec is not True:
             return  # files and tones are sent as they are
         aec = config.aec is not False and self.speaker is not None
         if config.aec is not False and self.speaker is None:
@@ -235,8 +255,8 @@ class LocalMedia:
 
     def start_recording(self) -> None:
         """Received audio is recorded from the call's first connection on."""
-        self._recording_since = time.monotonic()  # before the flag: the speaker's thread reads both
-        self._recording = True
+        if self.recordings is not None and not self.recordings.recording:
+            self.recordings.start()
 
     @property
     def audio_in_label(self) -> str:
@@ -246,36 +266,48 @@ class LocalMedia:
     def audio_out_label(self) -> str:
         return self.speaker.label if self.speaker is not None else "no speaker"
 
+    def utterance_times(self, speaker: str) -> tuple[float, float | None]:
+        """When the utterance a transcript line of *speaker* is about was said."""
+        return self.turns.utterance_times(speaker)
+
     def _sent(self, block: np.ndarray) -> None:
-        if self.mic_recorder is not None:
-            self.mic_recorder.write(block)
-        if self.both_recorder is not None:
-            self.both_recorder.write(0, block)
+        if self.recordings is not None:
+            self.recordings.sent_block(block)
         self.turns.sent(block)
         for tap in self.sent_taps:
             tap(block)
 
     def _played(self, samples: np.ndarray) -> None:
-        if self._recording:
-            if self.recorder is not None:
-                if self._recording_since is not None:
-                    # The first block since the call connected: a speaker whose stream
-                    # starts late (a PulseAudio null sink: ~0.6 s) played silence until
-                    # now, and the recording keeps the wall clock.
-                    late = time.monotonic() - self._recording_since
-                    self._recording_since = None
-                    if late > 0.02:
-                        self.recorder.write(np.zeros(int(late * RATE), np.int16))
-                self.recorder.write(samples)
-            if self.both_recorder is not None:
-                self.both_recorder.write(1, samples)
+        recordings = self.recordings
+        if recordings is not None and recordings.recording:
+            recordings.played_block(samples)
             self.turns.played(samples)
         for tap in self.played_taps:
             tap(samples)
 
-    async def check(self) -> list[str]:
-        """Once a second: devices that went away are re-opened, and what is wrong now is
-        returned as warnings to show (what came back is noted once)."""
+    # ------------------------------------------------------------------ once a second
+
+    def figures(self) -> MediaFigures:
+        """Once a second: the receive buffer's figures, the turns, and what is wrong now
+        (each warning names its fix)."""
+        receiver = self.receiver
+        rx = receiver.stats
+        latencies = self.turns.latencies_ms()
+        self._warnings = self._check()
+        return MediaFigures(
+            receive=replace(rx),
+            loss_pct=rx.loss_pct if rx.decoded + rx.lost else None,
+            buffer_ms=receiver.buffer_ms if receiver.playing else None,
+            buffer_target_ms=receiver.target_ms,
+            concealed_pct=rx.concealed_pct if rx.samples_out else None,
+            turn_ms=latencies[-1] if latencies else None,
+            turn_median_ms=statistics.median(latencies) if latencies else None,
+            turn_count=len(latencies),
+            warnings=list(self._warnings),
+            echo_cancel=self.echo_cancel,
+        )
+
+    def _check(self) -> list[str]:
         warnings = []
         if self.source is not None and self.source.failed:
             warnings.append("the microphone stopped: sending silence until it comes back")
@@ -290,8 +322,8 @@ class LocalMedia:
         if self.speaker is not None and not self.speaker.pulling:
             warnings.append("the speaker stopped: no sound until it comes back")
         warnings += self._advice()
-        if self.both_recorder is not None:
-            self.both_recorder.catch_up()
+        if self.recordings is not None:
+            self.recordings.catch_up()
         return warnings
 
     def _advice(self) -> list[str]:
@@ -305,7 +337,8 @@ class LocalMedia:
                     "allow the terminal to use the microphone (System Settings → Privacy & "
                     "Security → Microphone) and restart it"
                     if sys.platform == "darwin"
-                    else "unmute the input or choose another with --input-device (orga devices)"
+                    else "unmute the input or choose another with"
+                    f" {setting('input_device')} (orga devices)"
                 )
                 out.append(f"the microphone gives only digital silence: {where}")
             if now - mic.clipped_at < 3.0:
@@ -321,7 +354,7 @@ class LocalMedia:
         return out
 
     def _echo_heard(self) -> bool:
-        """Echo: with AEC, its ERLE is low while the model speaks; without it (--no-aec, or a
+        """Echo: with AEC, its ERLE is low while the model speaks; without it (aec off, or a
         speaker and microphone that are the same room), the microphone is as loud when the
         model speaks as when you do."""
         processor = self.processor
@@ -332,84 +365,49 @@ class LocalMedia:
             return False
         return self.turns.echo_suspected()
 
+    # ------------------------------------------------------------------ devices
+
     async def watch_devices(self) -> None:
         """Often (4 times a second): a device that stopped is noticed, and opened again
-        every half second until it comes back."""
-        self._watch_microphone()
-        if self.speaker is not None:
-            await self._watch_speaker()
+        every half second until it comes back (devices.DeviceWatch)."""
+        for watch in self.watches:
+            watch.watch()
 
-    async def _watch_speaker(self) -> None:
+    @property
+    def reopened(self) -> dict[str, float]:
+        """device -> seconds it was gone, at its last return."""
+        return {w.name: w.back_after for w in self.watches if w.back_after is not None}
+
+    def _device_changed(self, device: str, what: str, seconds: float) -> None:
         """Exactly one clock pulls the receiver: the speaker's while it calls back, the
-        wall clock's while it does not (from its last pull, so --record misses nothing);
-        a speaker that stays silent is opened again every second until it comes back."""
-        speaker = self.speaker
-        now = time.monotonic()
-        if speaker.pulling:
-            if not speaker.alive():
+        wall clock's while it does not (from its last pull, so the recording misses nothing)."""
+        if device == "speaker":
+            speaker = self.speaker
+            assert speaker is not None
+            if what == "lost":
                 speaker.pulling = False
                 self._pull_on_wall_clock(speaker.last_pull)
-                self._speaker_lost = now
                 log.warning("the speaker stopped; the call goes on without sound")
-                self.on_device("speaker", "lost", now - speaker.last_pull)
-            return
-        if speaker.alive():
-            if self.puller is not None:
-                await self.puller.stop()
-                self.puller = None
-            speaker.pulling = True
-            self.reopened["speaker"] = now - self._speaker_lost
-            self._note(f"the speaker is back ({speaker.name})")
-            self.on_device("speaker", "back", now - self._speaker_lost)
-            return
-        if now - self._speaker_tried >= REOPEN_EVERY_S and now - speaker.opened_at >= START_GRACE_S:
-            self._speaker_tried = now
-            self._reopen("speaker", speaker.reopen, self._speaker_lost)
-
-    def _watch_microphone(self) -> None:
-        """A microphone that stopped is opened again every second until blocks come."""
-        mic = self.microphone
-        if mic is None or not mic.failed:
-            if mic is not None and self._mic_lost is not None:
-                gone = time.monotonic() - self._mic_lost
-                self.reopened["microphone"] = gone
-                self._note(f"the microphone is back ({mic.label})")
-                self.on_device("microphone", "back", gone)
-                self._mic_lost = None
-            return
-        now = time.monotonic()
-        if self._mic_lost is None:
-            self._mic_lost = now
-            self.on_device("microphone", "lost", 0.5)
-        elif now - self._mic_tried >= REOPEN_EVERY_S and now - mic.opened_at >= START_GRACE_S:
-            self._mic_tried = now
-            self._reopen("microphone", mic.reopen, self._mic_lost)
-
-    def _reopen(self, device: str, reopen: Callable[[], None], lost_at: float) -> None:
-        """One attempt to open *device* again, in a thread: through a sound server that
-        has lost its devices an open can take seconds, and the loop carries the call."""
-        if device in self._reopening:
-            return
-
-        async def attempt() -> None:
-            try:
-                await in_thread(reopen)
-            except MediaError as exc:
-                log.info("the %s is still gone: %s", device, exc.message)
-            else:
-                log.info("the %s is open again; waiting for sound", device)
-                self.on_device(device, "reopened", time.monotonic() - lost_at)
-            finally:
-                self._reopening.pop(device, None)
-
-        self._reopening[device] = asyncio.ensure_future(attempt())
+            elif what == "back":
+                if self.puller is not None:
+                    self.puller.stop_soon()
+                    self.puller = None
+                speaker.pulling = True
+        if what == "back":
+            label = self.speaker.name if device == "speaker" and self.speaker else None
+            if device == "microphone" and self.microphone is not None:
+                label = self.microphone.label
+            self._note(f"the {device} is back ({label})")
+        self.on_device(device, what, seconds)
 
     def summary(self) -> dict[str, Any]:
+        """The --json fields of the local media (their defaults before they open)."""
         config, processor = self.config, self.processor
         erle = processor.erle_db() if processor is not None else None
+        recordings = self.recordings
         return {
             "record": str(config.record) if config.record else None,
-            "record_seconds": round(self.recorder.seconds, 3) if self.recorder else None,
+            "record_seconds": recordings.played_seconds if recordings else None,
             "record_mic": str(config.record_mic) if config.record_mic else None,
             "record_both": str(config.record_both) if config.record_both else None,
             "mic_overflows": self.source.overflows if self.source is not None else 0,
@@ -425,19 +423,13 @@ class LocalMedia:
         if self.puller is not None:  # first: the recordings end when the call does
             await self.puller.stop()
             self.puller = None
-        if self._reopening:
-            _, pending = await asyncio.wait(list(self._reopening.values()), timeout=5)
-            if pending:
-                names = ", ".join(sorted(self._reopening))
-                log.warning("the sound server did not answer an open of the %s in 5 s", names)
-                for attempt in pending:
-                    attempt.cancel()
+        if self.watches:
+            await asyncio.gather(*(w.settle() for w in self.watches))
         if self.source is not None:
             self.source.close()
         if self.video is not None:
             self.video.close()
         if self.speaker is not None:
             self.speaker.close()
-        for recorder in (self.recorder, self.mic_recorder, self.both_recorder):
-            if recorder is not None:
-                recorder.close()
+        if self.recordings is not None:
+            self.recordings.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -93,6 +94,12 @@ class Pacer:
         self.padding_packets = 0
 
     # ------------------------------------------------------------------ in
+
+    def use_rtx(self, payload_type: int, ssrc: int) -> None:
+        """Retransmissions and probes go in RTX packets of *payload_type* on *ssrc*,
+        numbered from a random start (RFC 4588)."""
+        self.rtx = (payload_type, ssrc)
+        self._rtx_seq = random.randrange(0, 0x8000)
 
     def start(self) -> None:
         self._task.start()

@@ -26,7 +26,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .sources import BlockSource
 
-from ..errors import MediaError
+from ..errors import MediaError, setting
 from .audio import FRAME_SAMPLES, RATE
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def load_apm(options: ProcessingOptions) -> Any:
     except ImportError as exc:
         raise MediaError(
             "echo cancellation needs the livekit package",
-            "pip install livekit, or pass --no-aec --no-ns --no-agc",
+            f"pip install livekit, or pass {setting('no_processing')}",
         ) from exc
     return rtc.AudioProcessingModule(
         echo_cancellation=options.aec,

@@ -37,8 +37,6 @@ Thread-safe: ``insert`` runs on the event loop, ``pull`` on the audio thread.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import threading
@@ -46,20 +44,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from .opus import FRAME, RATE, Decoder, has_fec
+from .stretch import MAX_PERIOD, accelerate, expand, period, quiet, restretch_quiet
 
 log = logging.getLogger(__name__)
 
 WINDOW_S = 2.0  # the fastest path is the fastest packet of this long
 HISTORY = 250  # packets (5 s at 20 ms) whose delay sets the target
 QUANTILE = 0.99
-QUIET = 100.0  # RMS below this (-50 dBFS) is stretched without looking for a period
-MIN_PERIOD, MAX_PERIOD = RATE // 400, RATE // 100  # 2.5 to 10 ms: 100 to 400 Hz
-DECIMATE = 4
 WAIT = RATE // 100  # concealment while waiting for a late packet goes in 10 ms steps
 PAUSE = 3  # quiet frames in a row (60 ms at 20 ms) that make a pause, where delay is cut
 BRIDGE = RATE // 50  # at most 20 ms of stretching to wait for one late frame
@@ -354,9 +349,9 @@ class AudioReceiver:
         if self._bridged >= BRIDGE:
             return False
         recent = np.concatenate([self._played, self._sync])[-2 * MAX_PERIOD :]
-        if recent.size < 2 * MAX_PERIOD or _quiet(recent):
+        if recent.size < 2 * MAX_PERIOD or quiet(recent):
             return False
-        lag, similarity = _period(recent, MAX_PERIOD)
+        lag, similarity = period(recent, MAX_PERIOD)
         if lag == 0 or similarity < 0.9:
             return False
         self._append(recent[-lag:].copy())
@@ -402,8 +397,8 @@ class AudioReceiver:
         pause unless D is three bands (and at least 50 ms) high: the start-up cushion
         on a clean link is less than that, and goes in the first pause.
         """
-        quiet = _quiet(frame)
-        self._quiet_run = self._quiet_run + 1 if quiet else 0
+        is_quiet = quiet(frame)
+        self._quiet_run = self._quiet_run + 1 if is_quiet else 0
         if frame.size < 2 * MAX_PERIOD:
             return frame
         band = max(0.010, 0.2 * target_s)
@@ -441,197 +436,3 @@ class AudioReceiver:
     def target_ms(self) -> float:
         with self._lock:
             return 1000 * self.target_s()
-
-
-# --------------------------------------------------------------------------- time-stretching
-
-
-def _similarity(x: np.ndarray, lag: int) -> float:
-    a, b = x[:lag], x[lag : 2 * lag]
-    energy = float(np.dot(a, a) * np.dot(b, b))
-    return float(np.dot(a, b)) / math.sqrt(energy) if energy > 0 else 0.0
-
-
-def _period(frame: np.ndarray, max_lag: int) -> tuple[int, float]:
-    """The pitch period (samples) that best repeats at the start of *frame*, and how well.
-
-    A coarse search on a low-passed, decimated copy (means of DECIMATE samples), then
-    the best lag refined sample by sample at the full rate.
-    """
-    head = frame[: 2 * MAX_PERIOD].astype(np.float32)
-    coarse = head[: head.size // DECIMATE * DECIMATE].reshape(-1, DECIMATE).mean(axis=1)
-    best = 0
-    best_c = 0.0
-    for lag in range(MIN_PERIOD // DECIMATE, max_lag // DECIMATE + 1):
-        c = _similarity(coarse, lag)
-        if c > best_c:
-            best, best_c = lag * DECIMATE, c
-    if best == 0:
-        return 0, 0.0
-    fine, fine_c = best, _similarity(head, best)
-    for lag in range(max(MIN_PERIOD, best - DECIMATE), min(max_lag, best + DECIMATE) + 1):
-        c = _similarity(head, lag)
-        if c > fine_c:
-            fine, fine_c = lag, c
-    return fine, fine_c
-
-
-def _quiet(frame: np.ndarray) -> bool:
-    return float(np.sqrt(np.mean(np.square(frame.astype(np.float32))))) < QUIET
-
-
-def _fade(n: int) -> tuple[np.ndarray, np.ndarray]:
-    up = (np.arange(n, dtype=np.float32) + 0.5) / n
-    return 1.0 - up, up
-
-
-def accelerate(frame: np.ndarray, want: int) -> np.ndarray:
-    """*frame* shortened by one period (<= *want* samples), or unchanged if it has none.
-
-    out = crossfade(x[0:L] fading out, x[L:2L] fading in) + x[2L:]: seamless at
-    both ends, and inaudible where x repeats with period L.
-    """
-    if _quiet(frame):
-        return restretch_quiet(frame, -want)
-    lag = _stretch_lag(frame, want)
-    if lag == 0:
-        return frame
-    down, up = _fade(lag)
-    head = frame[:lag] * down + frame[lag : 2 * lag] * up
-    return np.concatenate([np.round(head).astype(np.int16), frame[2 * lag :]])
-
-
-def restretch_quiet(frame: np.ndarray, change: int) -> np.ndarray:
-    """A quiet *frame* made *change* samples longer (> 0) or shorter (< 0) at once.
-
-    out = x[:j] + crossfade(x[j:j+F] fading out, x[k:k+F] fading in) + x[k+F:] with
-    k = j - change, both around the middle: a stretch of the frame is repeated or taken
-    out, joined by a 2.5 ms cross-fade F. At most 15 ms per 20 ms frame.
-    """
-    fade = RATE // 400
-    limit = frame.size - 2 * fade
-    change = max(-limit, min(limit, change))
-    if change == 0:
-        return frame
-    j = (frame.size - fade + change) // 2
-    k = j - change
-    down, up = _fade(fade)
-    joint = frame[j : j + fade] * down + frame[k : k + fade] * up
-    return np.concatenate([frame[:j], np.round(joint).astype(np.int16), frame[k + fade :]])
-
-
-def expand(frame: np.ndarray, want: int) -> np.ndarray:
-    """*frame* lengthened by one period (<= *want* samples), or unchanged if it has none.
-
-    out = x[0:L] + crossfade(x[L:2L] fading out, x[0:L] fading in) + x[L:].
-    """
-    lag = _stretch_lag(frame, want)
-    if lag == 0:
-        return frame
-    down, up = _fade(lag)
-    middle = frame[lag : 2 * lag] * down + frame[:lag] * up
-    return np.concatenate([frame[:lag], np.round(middle).astype(np.int16), frame[lag:]])
-
-
-def _stretch_lag(frame: np.ndarray, want: int) -> int:
-    want = min(want, MAX_PERIOD, frame.size // 2)
-    if want < MIN_PERIOD:
-        return 0
-    if _quiet(frame):
-        return want
-    lag, c = _period(frame, want)
-    return lag if c >= 0.9 else 0
-
-
-# --------------------------------------------------------------------------- no sound card
-
-
-class WallClockPull:
-    """Pulls from a receiver at the wall clock's pace when no sound card does (--no-speaker).
-
-    Every 20 ms it pulls what the clock says is due, and hands it to the taps.
-    """
-
-    def __init__(self, receiver: AudioReceiver, taps: list[Callable[[np.ndarray], None]]) -> None:
-        self.receiver = receiver
-        self.taps = taps
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self, since: float | None = None) -> None:
-        """Pull from now on, or from *since* (a monotonic time: a sound card that stopped
-        pulling then), so that what was missed is pulled too and nothing is cut out."""
-        self._task = asyncio.ensure_future(self._run(time.monotonic() if since is None else since))
-
-    async def _run(self, start: float) -> None:
-        pulled = 0
-        while True:
-            await asyncio.sleep(FRAME / RATE)
-            due = int((time.monotonic() - start) * RATE) - pulled
-            if due < FRAME // 2:
-                continue
-            if due > 5 * RATE:  # the loop stalled for seconds: do not burst
-                pulled += due - FRAME
-                due = FRAME
-            block = self.receiver.pull(due)
-            pulled += due
-            for tap in self.taps:
-                tap(block)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-            self._task = None
-
-
-async def drain(track: Any) -> None:
-    """Read a remote track to its end and throw the frames away.
-
-    A remote track nobody reads grows an unbounded queue; an audio track whose
-    packets go to an AudioReceiver (``feed_from``) stays empty, but is read all
-    the same.
-    """
-    from aiortc.mediastreams import MediaStreamError
-
-    with contextlib.suppress(MediaStreamError):
-        while True:
-            await track.recv()
-
-
-# --------------------------------------------------------------------------- aiortc seam
-
-
-class _PacketTap:
-    """Stands in for aiortc's jitter buffer: every packet goes to our receiver instead.
-
-    aiortc calls ``add(packet)`` for each RTP packet after its statistics (so
-    RTCP receiver reports stay true); answering "no frame" means aiortc never
-    decodes anything, and the remote track stays silent (it is read by nobody).
-    """
-
-    def __init__(self, receiver: AudioReceiver) -> None:
-        self.receiver = receiver
-
-    def add(self, packet: Any) -> tuple[bool, None]:
-        data = getattr(packet, "_data", packet.payload)
-        if data:
-            self.receiver.insert(bytes(data), packet.timestamp, packet.ssrc)
-        return False, None
-
-    def remove(self, count: int) -> None:  # aiortc's interface; nothing is held here
-        pass
-
-
-def feed_from(rtp_receiver: Any, receiver: AudioReceiver) -> None:
-    """Route an aiortc audio RTCRtpReceiver's packets into *receiver* (seams.py, seam 1)."""
-    from ..errors import MediaError
-    from ..seams import SeamMissing, replace_jitter_buffer
-
-    try:
-        replace_jitter_buffer(rtp_receiver, _PacketTap(receiver))
-    except SeamMissing as exc:
-        raise MediaError(
-            f"this aiortc cannot hand received audio to orga ({exc})",
-            "install the aiortc version orga pins (pip install -e .)",
-        ) from exc

@@ -23,7 +23,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from ..errors import MediaError
+from ..errors import MediaError, setting
 from .audio import (
     FRAME_SAMPLES,
     RATE,
@@ -164,7 +164,9 @@ def parse_audio_in(value: str) -> BlockSource:
         try:
             hz = float(value[5:] or "440")
         except ValueError as exc:
-            raise MediaError(f"--audio-in {value}: not a frequency", "use e.g. tone:440") from exc
+            raise MediaError(
+                f"{setting('audio_in', value)}: not a frequency", "use e.g. tone:440"
+            ) from exc
         return ToneSource(hz)
     return FileSource(value)
 
@@ -491,7 +493,7 @@ def open_video(video_in: str | None, camera: str | None, quality: str) -> VideoI
         if not cameras:
             raise MediaError(
                 "no camera found",
-                "`orga devices` lists them; --video-in testsrc|FILE or --no-video",
+                f"`orga devices` lists them; {setting('video_in', 'testsrc|FILE')} or {setting('no_video')}",
             )
         default_device = cameras[0].camera
     device = camera or default_device or ""
@@ -504,10 +506,10 @@ def open_video(video_in: str | None, camera: str | None, quality: str) -> VideoI
         reason = getattr(exc, "strerror", None) or str(exc)
         raise MediaError(
             f"cannot open the camera {device} ({reason})",
-            "pass --camera DEVICE, --video-in testsrc|FILE, or --no-video",
+            f"pass {setting('camera', 'DEVICE')}, {setting('video_in', 'testsrc|FILE')}, or {setting('no_video')}",
         ) from exc
     if player.video is None:
-        raise MediaError(f"the camera {device} gave no video stream", "try --no-video")
+        raise MediaError(f"the camera {device} gave no video stream", f"try {setting('no_video')}")
     return VideoInput(
         SwitchableVideoTrack(player.video, width, height),
         f"camera {device}",

@@ -177,6 +177,18 @@ class TurnTracker:
             during = [loud for speaking, loud in self._overlap if speaking]
         return len(during) >= 100 and sum(during) > 0.6 * len(during)
 
+    def utterance_times(self, speaker: str) -> tuple[float, float | None]:
+        """When the utterance a transcript line is about was said: your last turn, or the
+        reply to it if it came in the last few seconds; else now."""
+        now = self._clock()
+        with self._lock:
+            last = self.turns[-1] if self.turns else None
+        if last is not None and speaker == "you" and now - last.end < 10:
+            return last.start, last.end
+        if last is not None and speaker == "orga" and last.reply and now - last.reply < 5:
+            return last.reply, None
+        return now, None
+
     def latencies_ms(self) -> list[float]:
         with self._lock:
             return [t.latency_ms for t in self.turns if t.latency_ms is not None]

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 import statistics
 import time
 from collections import deque
@@ -221,11 +220,11 @@ class Uplink:
     # ------------------------------------------------------------------ set-up
 
     def attach(self, dtls: Any, local_sdp: str, answer_sdp: str) -> None:
-        from ..seams import intercept_srtp
+        from ..seams import intercept_srtp, srtp_send
 
         n = self.negotiated = negotiate(local_sdp, answer_sdp)
         self._ours = {s for s in (n.audio_ssrc, n.video_ssrc, n.rtx_ssrc) if s is not None}
-        pacer = self.pacer = Pacer(dtls._send_rtp, self._sent, clock=self._clock)
+        pacer = self.pacer = Pacer(srtp_send(dtls), self._sent, clock=self._clock)
         if n.transport_cc_id is not None:
             pacer.transport_cc_id = n.transport_cc_id
             numbered = [n.audio_ssrc] if n.transport_cc_audio else []
@@ -239,8 +238,7 @@ class Uplink:
             pacer.paced_ssrcs = {s for s in (n.video_ssrc, n.rtx_ssrc) if s is not None}
             pacer.abs_send_time_id = n.abs_send_time_id
             if n.rtx_payload_type is not None and n.rtx_ssrc is not None:
-                pacer.rtx = (n.rtx_payload_type, n.rtx_ssrc)
-                pacer._rtx_seq = random.randrange(0, 0x8000)
+                pacer.use_rtx(n.rtx_payload_type, n.rtx_ssrc)
             self.video.codec = n.video_codec or "vp8"
             self.video.pacer_seconds = pacer.queue_seconds
         accepted = [

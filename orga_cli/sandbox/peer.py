@@ -7,7 +7,9 @@ delay), or it sends silence, or loops a file as the model's voice. Video is
 decoded and counted. On the data channel it sends ``session.created`` (echoing
 the params) and ``conversation.created``; with ``return_transcription`` it
 detects utterances by energy and sends a transcription event whose text says
-how long the utterance was: there is no speech recognizer here.
+how long the utterance was: there is no speech recognizer here. The events' names are
+written as the API reference spells them (shared/orga-api.md), not taken from the
+client's models.py: a client that misnamed one would not be tested against itself.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -32,20 +34,27 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.contrib.media import MediaBlackhole
 from aiortc.mediastreams import MediaStreamError
 
 from ..media.audio import (
     FRAME_SAMPLES,
     RATE,
     SILENCE,
-    WavWriter,
     level_dbfs,
 )
 from ..media.fec import fec_requested, follow_reported_loss, with_opus_fec
-from ..media.receive import AudioReceiver, WallClockPull, drain, feed_from
+from ..media.receive import AudioReceiver
+from ..media.recording import WavWriter
 from ..media.sources import FileSource, OpusTrack
-from ..models import ASSISTANT_TEXT, DEFAULT_VOICE, MODEL, USER_TRANSCRIPT, IceServer
+from ..media.wallclock import WallClockPull
+from ..models import DEFAULT_VOICE, MODEL, IceServer
+from ..seams import feed_receiver
 from .server import FieldError
+
+if TYPE_CHECKING:
+    from ..media.feedback import FeedbackSender
+    from .network import Impairments
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +72,7 @@ class PeerConfig:
     ice_servers: tuple[IceServer, ...] = ()
     stats_interval: float = 1.0
     fec: bool = True  # answer useinbandfec=1 when the offer has it, and send FEC
-    network: Any = None  # sandbox.network.Impairments: a lossy relay in front of each call
+    network: Impairments | None = None  # a lossy relay in front of each call
     remb: bool = True  # estimate the video's bandwidth and send REMB (aiortc's receiver)
     transport_cc: bool = True  # accept transport-cc and send transport-wide feedback
     video_codec: str | None = None  # "vp8" or "h264": the one the answer picks, if offered
@@ -156,10 +165,11 @@ class EchoCall:
     receiver: AudioReceiver = field(default_factory=AudioReceiver)
     puller: WallClockPull | None = None
     relay: Any = None
-    feedback: Any = None  # media/feedback.py FeedbackSender, with transport-cc
+    feedback: FeedbackSender | None = None  # with transport-cc
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     utterances: Utterances = field(default_factory=Utterances)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    blackhole: MediaBlackhole = field(default_factory=MediaBlackhole)  # the unplayed track
     closed: bool = False
 
     def send(self, message: dict[str, Any]) -> None:
@@ -274,7 +284,7 @@ class EchoPeer:
         for transceiver in pc.getTransceivers():
             if transceiver.kind == "audio":
                 # What it hears goes through the same kind of receive buffer as a client's.
-                feed_from(transceiver.receiver, call.receiver)
+                feed_receiver(transceiver.receiver, call.receiver.insert)
         call.puller = WallClockPull(call.receiver, [lambda block: self._heard(call, block)])
         call.puller.start()
         answer = await pc.createAnswer()
@@ -310,7 +320,7 @@ class EchoPeer:
         peer receives with transport-wide feedback (aiortc knows neither)."""
         from .. import sdp as sdplib
         from ..media.feedback import FeedbackSender, accept_transport_cc
-        from ..seams import intercept_srtp
+        from ..seams import intercept_srtp, srtp_send
 
         sdp, ident = accept_transport_cc(answer_sdp, offer_sdp)
         transports = [t.receiver.transport for t in call.pc.getTransceivers()]
@@ -318,7 +328,7 @@ class EchoPeer:
             return answer_sdp
         ssrcs = [s for m in sdplib.parse(answer_sdp).media for s in m.ssrcs]
         dtls = transports[0]
-        call.feedback = FeedbackSender(ident, dtls._send_rtp, ssrcs[0] if ssrcs else 1)
+        call.feedback = FeedbackSender(ident, srtp_send(dtls), ssrcs[0] if ssrcs else 1)
         intercept_srtp(dtls, incoming_rtp=call.feedback.on_packet)
         call.feedback.start()
         return sdp
@@ -328,7 +338,8 @@ class EchoPeer:
     def _track(self, call: EchoCall, track: MediaStreamTrack) -> None:
         if track.kind == "audio":
             # Its packets go to call.receiver (see __call__); the track itself stays empty.
-            call.tasks.append(asyncio.ensure_future(drain(track)))
+            call.blackhole.addTrack(track)
+            call.tasks.append(asyncio.ensure_future(call.blackhole.start()))
         else:
             call.tasks.append(asyncio.ensure_future(self._video(call, track)))
 
@@ -352,7 +363,7 @@ class EchoPeer:
         if call.params.get("return_transcription"):
             call.send(
                 {
-                    "type": USER_TRANSCRIPT,
+                    "type": "conversation.item.input_audio_transcription.completed",
                     "item_id": item,
                     "transcript": f"[{length:.1f} s of speech]",
                 }
@@ -363,7 +374,9 @@ class EchoPeer:
             text = f'<emotion value="neutral"/>Echoing back {length:.1f} s of audio.'
             loop = asyncio.get_running_loop()
             loop.call_later(
-                call.reply.delay, call.send, {"type": ASSISTANT_TEXT, "item_id": item, "text": text}
+                call.reply.delay,
+                call.send,
+                {"type": "response.output_item.done", "item_id": item, "text": text},
             )
 
     async def _video(self, call: EchoCall, track: MediaStreamTrack) -> None:
@@ -461,6 +474,7 @@ class EchoPeer:
             await call.feedback.stop()
         if call.puller is not None:
             await call.puller.stop()
+        await call.blackhole.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(call.pc.close(), 2)
         if call.relay is not None:

@@ -2,7 +2,7 @@
 
 Typed on the live panel after `/`, or read line by line from stdin when stdin is
 not a terminal (``printf '/voice Ethan\\n' | orga call ...``). This module parses,
-checks and completes them; `call.py` carries them out. Nothing heavy is imported.
+checks and completes them; `controls.py` carries them out. Nothing heavy is imported.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from .errors import UsageError
+from ..errors import UsageError
 
 # name -> (argument, what it does)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -1,9 +1,12 @@
 """Single keys from the terminal during a call, on POSIX and on Windows.
 
-One small interface: ``open_keys(on_key)`` starts delivering each key pressed (a
+One small interface: ``open_keys(on_key, note)`` starts delivering each key pressed (a
 one-character string) to *on_key* on the event loop, and returns a reader whose
-``close()`` gives the terminal back as it was. No POSIX-only module is imported
-at module level, so this imports everywhere.
+``close()`` gives the terminal back as it was, or None when keys cannot be read here
+(a Python without termios, a terminal that refuses cbreak mode): *note* then says so
+and how to hang up, and the call goes on. No POSIX-only module is imported at module
+level, so this imports everywhere. ``read_command_lines`` is the other input: each line
+of a stdin that is not a terminal is a command.
 
 - POSIX: the terminal in cbreak mode (termios), read when the loop says stdin is
   readable (``add_reader``).
@@ -101,8 +104,56 @@ def without_escape_sequences(data: str) -> str:
     return "".join(out)
 
 
-def open_keys(on_key: Callable[[str], None]) -> KeyReader:
-    """Start reading keys from this process's terminal (the caller checked it is one)."""
-    if sys.platform == "win32":
-        return WindowsKeys(on_key)
-    return PosixKeys(on_key)
+def open_keys(
+    on_key: Callable[[str], None], note: Callable[[str], None] | None = None
+) -> KeyReader | None:
+    """Start reading keys from this process's terminal (the caller checked it is one);
+    None, said once through *note*, when this Python or terminal cannot."""
+    try:
+        if sys.platform == "win32":
+            return WindowsKeys(on_key)
+        return PosixKeys(on_key)
+    except Exception as exc:  # ImportError (no termios), termios.error, OSError, ...
+        reason = (
+            f"no {exc.name} module"
+            if isinstance(exc, ImportError)
+            else str(exc) or type(exc).__name__
+        )
+        if note is not None:
+            note(f"keys are unavailable here ({reason}): Ctrl-C hangs up")
+        return None
+
+
+def read_command_lines(run: Callable[[str], None]) -> None:
+    """Each line of stdin (not a terminal) is a command, carried out on the running loop.
+
+    A daemon thread reads the file descriptor itself: a thread blocked in
+    sys.stdin's buffered reader would hold its lock at interpreter exit.
+    """
+    import threading
+
+    loop = asyncio.get_running_loop()
+
+    def deliver(raw: bytes) -> None:
+        line = raw.decode(errors="replace").strip()
+        if line:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(run, line)
+
+    def reader() -> None:
+        pending = b""
+        while True:
+            try:
+                data = os.read(0, 4096)
+            except OSError:
+                return
+            if not data:
+                break
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                deliver(raw)
+        if pending:
+            deliver(pending)
+
+    threading.Thread(target=reader, name="orga-commands", daemon=True).start()

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from .errors import UsageError, secrets
+from ..errors import UsageError, secrets, setting
 
 FORMATS = {
     ".md": "md",
@@ -30,7 +30,7 @@ def transcript_format(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise UsageError(
-            f"--transcript {path}: unknown format {path.suffix or '(no extension)'}",
+            f"{setting('transcript', str(path))}: unknown format {path.suffix or '(no extension)'}",
             "use .md, .txt, .srt, .vtt or .jsonl",
         )
     return fmt

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ExitCode, MediaError, OrgaError, mask
+from ..errors import ExitCode, MediaError, OrgaError, mask
 
 OK, FAIL, SKIP = "ok", "fail", "skip"
 TONE_HZ = 440.0
@@ -86,7 +86,7 @@ class Doctor:
     # ------------------------------------------------------------------ audio
 
     def _sd(self) -> Any:
-        from .media.devices import sounddevice
+        from ..media.devices import sounddevice
 
         return sounddevice()
 
@@ -130,8 +130,8 @@ class Doctor:
             return Check("microphone", SKIP, "no input device")
         import numpy as np
 
-        from .media.audio import level_dbfs
-        from .media.devices import MicrophoneSource
+        from ..media.audio import level_dbfs
+        from ..media.devices import MicrophoneSource
 
         async def listen() -> list[Any]:
             mic = MicrophoneSource(str(self._input))
@@ -176,8 +176,8 @@ class Doctor:
             return Check("speaker", SKIP, "no output device")
         if not self.play:
             return Check("speaker", SKIP, "--play sounds a short tone on it")
-        from .media.audio import tone
-        from .media.devices import Speaker
+        from ..media.audio import tone
+        from ..media.devices import Speaker
 
         played = [0]
 
@@ -217,7 +217,7 @@ class Doctor:
         )
 
     def _client(self) -> Any:
-        from .api import SyncOrgaClient
+        from ..api import SyncOrgaClient
 
         return SyncOrgaClient(
             self.settings.value("base_url"),
@@ -238,7 +238,7 @@ class Doctor:
     def ice(self) -> Check:
         if self._token is None:
             return Check("ICE servers", SKIP, "no token")
-        from .probe import probe_servers, verdict
+        from ..probe import probe_servers, verdict
 
         with self._client() as client:
             servers = client.ice_servers(self._token)
@@ -271,25 +271,25 @@ async def _sandbox_call(seconds: float = 2.5) -> tuple[float, float | None]:
     """A call to an in-process sandbox with a tone: (ms to connect, the echo's frequency)."""
     import numpy as np
 
-    from .api import OrgaClient
-    from .errors import secrets
-    from .media.receive import AudioReceiver, WallClockPull
-    from .media.sources import AudioSourceTrack, ToneSource
-    from .sandbox.peer import EchoPeer, PeerConfig
-    from .sandbox.server import SandboxConfig, SandboxServer
-    from .session import CallParams, CallSession
+    from .. import (
+        AudioReceiver,
+        AudioSourceTrack,
+        CallParams,
+        CallSession,
+        OrgaClient,
+        WallClockPull,
+        start_sandbox,
+    )
+    from ..media.sources import ToneSource
+    from ..sandbox.peer import PeerConfig
 
-    config = SandboxConfig()
-    secrets.add(config.api_key)
-    peer = EchoPeer(PeerConfig(delay=0.3))
-    server = SandboxServer(config, call_handler=peer)
-    base_url = await server.start()
+    box = await start_sandbox(peer=PeerConfig(delay=0.3))
     played: list[Any] = []
     receiver = AudioReceiver()
     puller = WallClockPull(receiver, [played.append])
     session: CallSession | None = None
     try:
-        async with OrgaClient(base_url, config.api_key) as client:
+        async with OrgaClient(box.base_url, box.api_key) as client:
             source = ToneSource(TONE_HZ)
             session = CallSession(
                 client, AudioSourceTrack(source), None, CallParams(), receiver=receiver
@@ -303,8 +303,7 @@ async def _sandbox_call(seconds: float = 2.5) -> tuple[float, float | None]:
         await puller.stop()
         if session is not None:
             await session.close()
-        await peer.close()
-        await server.stop()
+        await box.stop()
     audio = np.concatenate(played).astype(np.float64) if played else np.zeros(0)
     tail = audio[-48_000:]
     if tail.size < 4800 or np.abs(tail).max() < 100:

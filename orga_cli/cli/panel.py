@@ -1,56 +1,20 @@
 """What a person sees during `orga call`: a live panel on a terminal, plain lines otherwise.
 
-Both read the same CallView (filled by the call runner) and print the
-conversation as it happens. Everything goes to stderr; stdout stays for --json.
+Both are screens of `orga_cli.call` (``Screen``): they draw the call's state
+(``CallState``, its figures once a second) and print the conversation as it happens.
+Everything goes to stderr; stdout stays for --json.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
+from ..call.state import CallState
 from .render import err_console, scrub
+from .terminal import current
 
 PHASES = ("token", "ICE config", "gathering", "negotiating", "connecting", "connected")
-
-
-@dataclass
-class CallView:
-    phase: str = "starting"
-    started: float = field(default_factory=time.monotonic)
-    connected_at: float | None = None
-    conversation_id: str | None = None
-    session_id: str | None = None
-    local: str | None = None
-    remote: str | None = None
-    rtt_ms: float | None = None
-    jitter_ms: float | None = None
-    loss_pct: float | None = None
-    buffer_ms: float | None = None  # the receive buffer's playout delay now
-    buffer_target_ms: float | None = None
-    concealed_pct: float | None = None
-    up_kbps: float | None = None
-    video_up_kbps: float | None = None
-    down_kbps: float | None = None
-    mic_block: Any = None  # the last 20 ms sent (int16); its level is shown
-    remote_block: Any = None  # the last 20 ms received
-    muted: bool = False
-    ptt: bool = False  # push-to-talk: "muted" means "not talking"
-    command: str | None = None  # the command line being typed after "/", None when closed
-    voice: str | None = None
-    turn_ms: float | None = None  # the last turn's latency: end of your speech to the reply
-    turn_median_ms: float | None = None
-    turn_count: int = 0
-    temperature: float | None = None
-    video: str | None = None  # label of the video input, None without video
-    video_on: bool = True
-    audio_in: str = ""
-    audio_out: str = ""
-    echo_cancel: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    uplink: Any = None  # media/uplink.py UplinkStats: the estimate and what each medium gets
 
 
 KEYS = "m mute · v camera · / command · q hang up"
@@ -89,7 +53,7 @@ def uplink_text(u: Any, video: bool) -> str:
 class LivePanel:
     """A rich Live panel on stderr; keys are shown at the bottom."""
 
-    def __init__(self, view: CallView) -> None:
+    def __init__(self, view: CallState) -> None:
         from rich.live import Live
 
         self.view = view
@@ -129,14 +93,19 @@ class LivePanel:
 
         self._live.console.print(Text(scrub(text), style="dim"))
 
+    def warning(self, text: str) -> None:
+        """Shown in the panel for as long as it lasts (the call's figures hold it)."""
+
     def _render(self) -> Any:
         from rich.panel import Panel
         from rich.table import Table
         from rich.text import Text
 
-        from .media.audio import level_dbfs
+        from ..media.audio import level_dbfs
 
         v = self.view
+        f = v.figures
+        m = f.media if f is not None else None
         mic_db = -100.0 if v.mic_block is None else level_dbfs(v.mic_block)
         remote_db = -100.0 if v.remote_block is None else level_dbfs(v.remote_block)
         grid = Table.grid(padding=(0, 2))
@@ -153,29 +122,38 @@ class LivePanel:
         grid.add_row("call", phase)
         if v.voice is not None:
             grid.add_row("session", f"voice {v.voice}   temperature {v.temperature:g}")
-        if v.local or v.remote:
-            grid.add_row("path", f"{v.local or '?'}  ⇄  {v.remote or '?'}")
+        net = f.session.net if f is not None else None
+        if net is not None and (net.local_candidate or net.remote_candidate):
+            grid.add_row("path", f"{net.local_candidate or '?'}  ⇄  {net.remote_candidate or '?'}")
+        rtt, jitter = (f.rtt_ms, f.jitter_ms) if f is not None else (None, None)
+        loss = m.loss_pct if m is not None else None
         grid.add_row(
             "network",
-            f"RTT {_num(v.rtt_ms, 'ms')}   jitter {_num(v.jitter_ms, 'ms', 1)}   loss {_num(v.loss_pct, '%', 1)}",
+            f"RTT {_num(rtt, 'ms')}   jitter {_num(jitter, 'ms', 1)}   loss {_num(loss, '%', 1)}",
+        )
+        buffer, target, concealed = (
+            (m.buffer_ms, m.buffer_target_ms, m.concealed_pct) if m is not None else (None,) * 3
         )
         grid.add_row(
             "buffer",
-            f"{_num(v.buffer_ms, 'ms')} (target {_num(v.buffer_target_ms, 'ms')})"
-            f"   concealed {_num(v.concealed_pct, '%', 1)}",
+            f"{_num(buffer, 'ms')} (target {_num(target, 'ms')})"
+            f"   concealed {_num(concealed, '%', 1)}",
         )
-        if v.turn_count:
+        if m is not None and m.turn_count:
             grid.add_row(
                 "turns",
-                f"last {_num(v.turn_ms, 'ms')}   median {_num(v.turn_median_ms, 'ms')}"
-                f" ({v.turn_count} {'turn' if v.turn_count == 1 else 'turns'})",
+                f"last {_num(m.turn_ms, 'ms')}   median {_num(m.turn_median_ms, 'ms')}"
+                f" ({m.turn_count} {'turn' if m.turn_count == 1 else 'turns'})",
             )
-        up = f"audio {_num(v.up_kbps, 'kbit/s')}"
+        sent = (f.sent_kbps if f is not None else None) or {}
+        up = f"audio {_num(sent.get('audio'), 'kbit/s')}"
         if v.video is not None:
-            up += f"   video {_num(v.video_up_kbps, 'kbit/s')}"
-        grid.add_row("bitrate", f"up {up}   down audio {_num(v.down_kbps, 'kbit/s')}")
-        if v.uplink is not None:
-            grid.add_row("uplink", uplink_text(v.uplink, v.video is not None))
+            up += f"   video {_num(sent.get('video'), 'kbit/s')}"
+        down = f.received_kbps if f is not None else None
+        grid.add_row("bitrate", f"up {up}   down audio {_num(down, 'kbit/s')}")
+        uplink = f.session.uplink if f is not None else None
+        if uplink is not None:
+            grid.add_row("uplink", uplink_text(uplink, v.video is not None))
         mic = Text(f"{meter(mic_db)} {mic_db:6.1f} dBFS  ")
         if v.ptt:
             mic.append(
@@ -196,7 +174,7 @@ class LivePanel:
             cam = Text("on" if v.video_on else "OFF", style="green" if v.video_on else "bold red")
             cam.append(f"  {v.video}", style="dim")
             grid.add_row("camera", cam)
-        for warning in v.warnings[-3:]:
+        for warning in (m.warnings if m is not None else [])[-3:]:
             grid.add_row("warning", Text(warning, style="yellow"))
         if v.command is not None and not self._final:
             grid.add_row("command", Text(v.command + "▌", style="bold"))
@@ -209,7 +187,7 @@ class LivePanel:
 class PlainLines:
     """Timestamped lines for a stderr that is not a terminal (logs, CI, pipes)."""
 
-    def __init__(self, view: CallView) -> None:
+    def __init__(self, view: CallState) -> None:
         self.view = view
         self._last_phase = ""
 
@@ -221,16 +199,18 @@ class PlainLines:
 
     def _write(self, text: str) -> None:
         now = time.strftime("%H:%M:%S")
-        sys.stderr.write(f"{now} {scrub(text)}\n")
-        sys.stderr.flush()
+        err = current().err()
+        err.write(f"{now} {scrub(text)}\n")
+        err.flush()
 
     def refresh(self) -> None:
         v = self.view
         if v.phase != self._last_phase:
             self._last_phase = v.phase
             detail = ""
-            if v.phase == "connected" and (v.local or v.remote):
-                detail = f": {v.local} <-> {v.remote}"
+            net = v.figures.session.net if v.figures is not None else None
+            if v.phase == "connected" and net and (net.local_candidate or net.remote_candidate):
+                detail = f": {net.local_candidate} <-> {net.remote_candidate}"
             self._write(
                 f"phase {'reconnecting…' if v.phase == 'reconnecting' else v.phase}{detail}"
             )
@@ -240,3 +220,6 @@ class PlainLines:
 
     def note(self, text: str) -> None:
         self._write(text)
+
+    def warning(self, text: str) -> None:
+        self._write(f"warning: {text}")

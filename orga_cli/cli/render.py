@@ -1,40 +1,32 @@
 """Output: stdout carries data, stderr carries everything meant for a person.
 
 rich is imported only when something is drawn for a person, so that
-`orga token` stays as fast as a bare script.
+`orga token` stays as fast as a bare script. Streams and their nature come from
+``terminal.current()``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .errors import OrgaError, mask, redact_bearer, secrets
-from .models import IceServer, IceUrl, Token, Voice, iso_utc
+from ..errors import OrgaError, mask, redact_bearer, secrets
+from ..models import IceServer, IceUrl, Token, Voice, iso_utc
+from .terminal import current
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 
-@lru_cache(maxsize=1)
 def err_console() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return current().console("err")
 
 
-@lru_cache(maxsize=1)
 def out_console() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=True)
+    return current().console("out")
 
 
 def scrub(text: str) -> str:
@@ -44,8 +36,9 @@ def scrub(text: str) -> str:
 
 def data(text: str) -> None:
     """Write data to stdout, newline-terminated."""
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    sys.stdout.flush()
+    out = current().out()
+    out.write(text if text.endswith("\n") else text + "\n")
+    out.flush()
 
 
 def emit_json(obj: Any) -> None:
@@ -55,21 +48,23 @@ def emit_json(obj: Any) -> None:
 def error(exc: OrgaError | str) -> None:
     line = exc.one_line() if isinstance(exc, OrgaError) else exc
     line = scrub(line).replace("\n", " ")
-    if sys.stderr.isatty():
+    term = current()
+    if term.stderr_tty:
         err_console().print(f"[bold red]orga:[/] {_escape(line)}")
     else:
-        sys.stderr.write(f"orga: {line}\n")
-        sys.stderr.flush()
+        term.err().write(f"orga: {line}\n")
+        term.err().flush()
 
 
 def note(text: str) -> None:
     """A line for a person on stderr (dim on a terminal)."""
     text = scrub(text)
-    if sys.stderr.isatty():
+    term = current()
+    if term.stderr_tty:
         err_console().print(f"[dim]{_escape(text)}[/]")
     else:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
+        term.err().write(text + "\n")
+        term.err().flush()
 
 
 def _escape(text: str) -> str:
@@ -231,72 +226,19 @@ class ScrubFilter(logging.Filter):
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A StreamHandler on whatever sys.stderr is when a record is written (a call may move
-    it: see native_stderr)."""
+    """A StreamHandler on whatever the terminal's stderr is when a record is written (a
+    call may move sys.stderr: see terminal.native_stderr)."""
 
     def __init__(self) -> None:
-        super().__init__(sys.stderr)
+        super().__init__(current().err())
 
     @property
     def stream(self) -> Any:
-        return sys.stderr
+        return current().err()
 
     @stream.setter
     def stream(self, value: Any) -> None:
         pass
-
-
-class native_stderr:
-    """C libraries' writes to file descriptor 2 (PortAudio's ALSA code and libasound print
-    a few lines whenever a device vanishes) go to the debug log instead of the screen.
-
-    Python keeps the terminal: sys.stderr becomes a new file on a copy of descriptor 2,
-    and descriptor 2 a pipe that a thread reads. Not on Windows (nothing prints there).
-    """
-
-    def __enter__(self) -> native_stderr:
-        self._saved: Any = None
-        if sys.platform == "win32":
-            return self
-        try:
-            sys.stderr.flush()
-            copy = os.dup(2)
-            read_end, write_end = os.pipe()
-        except (OSError, ValueError):
-            return self
-        self._saved = sys.stderr
-        self._copy = copy
-        sys.stderr = os.fdopen(
-            os.dup(copy), "w", buffering=1, encoding=self._saved.encoding or "utf-8",
-            errors="backslashreplace",
-        )  # fmt: skip
-        os.dup2(write_end, 2)
-        os.close(write_end)
-        import threading
-
-        threading.Thread(target=self._drain, args=(read_end,), daemon=True).start()
-        return self
-
-    @staticmethod
-    def _drain(fd: int) -> None:
-        log = logging.getLogger("orga_cli.native")
-        with os.fdopen(fd, "rb") as pipe:
-            for line in pipe:
-                text = line.decode(errors="replace").rstrip()
-                if text:
-                    log.debug("native: %s", text)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._saved is None:
-            return
-        ours = sys.stderr
-        with contextlib.suppress(Exception):
-            ours.flush()
-        os.dup2(self._copy, 2)  # the pipe's last writer closes: the thread ends
-        os.close(self._copy)
-        sys.stderr = self._saved
-        with contextlib.suppress(Exception):
-            ours.close()
 
 
 def setup_logging(verbose: int, *, always_info: Sequence[str] = ()) -> None:
@@ -305,7 +247,7 @@ def setup_logging(verbose: int, *, always_info: Sequence[str] = ()) -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     handler: logging.Handler
-    if sys.stderr.isatty():
+    if current().stderr_tty:
         from rich.logging import RichHandler
 
         handler = RichHandler(
@@ -348,7 +290,7 @@ def doctor_line(check: Any) -> None:
     if check.fix:
         line += f" — {check.fix}"
     line = scrub(line)
-    if sys.stdout.isatty():
+    if current().stdout_tty:
         style = {"ok": "green", "fail": "bold red", "skip": "dim"}[check.status]
         out_console().print(f"[{style}]{mark}[/] {_escape(line[2:])}")
     else:

@@ -1,0 +1,1 @@
+"""The commands of `orga`, one module each; `cli/app.py` registers them."""
