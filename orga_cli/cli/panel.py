@@ -179,7 +179,7 @@ class LivePanel:
         if v.command is not None and not self._final:
             grid.add_row("command", Text(v.command + "▌", style="bold"))
         keys = "" if self._final else KEYS_PTT if v.ptt else KEYS
-        if v.command is not None:
+        if v.command is not None and not self._final:
             keys = "Enter run · Tab complete · Esc cancel"
         return Panel(grid, title="orga call", subtitle=keys, border_style="blue", expand=False)
 

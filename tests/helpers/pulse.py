@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .faults import stop_process
+
 
 @dataclass
 class Pulse:
@@ -144,8 +146,4 @@ def running_pulse(runtime: Path) -> Iterator[Pulse]:
             keep_alive.kill()
             keep_alive.wait(5)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)

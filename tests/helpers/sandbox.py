@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .faults import stop_process
 from .orga import KNOWN_KEY, ORGA, clean_env
 
 
@@ -45,9 +46,4 @@ def start_sandbox(tmp: Path, *args: str, api_key: str = KNOWN_KEY) -> Sandbox:
 
 
 def stop_sandbox(sandbox: Sandbox) -> None:
-    sandbox.process.terminate()
-    try:
-        sandbox.process.wait(10)
-    except subprocess.TimeoutExpired:
-        sandbox.process.kill()
-        sandbox.process.wait(5)
+    stop_process(sandbox.process, 10)

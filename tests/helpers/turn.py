@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .faults import free_port, wait_for_port
+from .faults import free_port, stop_process, wait_for_port
 
 TURN_USER, TURN_PASSWORD = "orga", "turn-secret-credential"
 
@@ -53,8 +53,4 @@ def running_coturn(folder: Path) -> Iterator[Turn]:
     try:
         yield Turn(port, f"turn:127.0.0.1:{port}", log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
