@@ -47,6 +47,11 @@ RR_QUEUE_LOW_S = 0.020  # ... and below this, the rate may grow
 SLOW_START = 1.25  # report mode, before any congestion: growth a second (else 8 %)
 REPORT_NEAR_GROWTH = 0.03  # report mode, near the capacity last seen: growth a second
 REPORT_CALM_S = 6.0  # report mode: the capacity last seen is forgotten after this long calm
+STANDING_QUEUE_S = 0.08  # transport-cc: a one-way delay this far over its minimum is overuse
+HOLD_QUEUE_S = 0.04  # ... and this far, no growth (the trend may not see a slow climb)
+DRAIN_S = 0.5  # a standing queue is drained within about this long (see send_rate)
+DRAIN_FROM_S = 0.03  # ... from this long on
+OWD_WINDOW_S = 30.0  # the one-way delay's minimum is taken over this long
 
 
 @dataclass
@@ -321,6 +326,12 @@ class BandwidthEstimator:
         self._last_probe_at = -math.inf
         self._feedback_latest = -1  # the highest transport seq any feedback covered
         self._slow_start = True  # no congestion seen yet
+        # transport-cc: the one-way delay (arrival on the far end's clock less the send
+        # time here) over its minimum is the queue the packets met at the bottleneck.
+        self._owd_min: deque[tuple[float, float]] = deque()  # (now, delay), increasing
+        self._owd_last: float | None = None
+        self._owd_at = -math.inf
+        self.recent_acked = RateWindow(0.3)  # by arrival: with a standing queue, the link's rate
 
     # ------------------------------------------------------------------ inputs
 
@@ -385,6 +396,33 @@ class BandwidthEstimator:
         if self._rtt_sample is None or not self.min_rtt:
             return None
         return max(0.0, self._rtt_sample - self.min_rtt[0][1])
+
+    def queue_now(self, now: float) -> float | None:
+        """The bottleneck's queue as the latest feedback shows it: the last acknowledged
+        packet's one-way delay over the minimum of 30 s (transport-cc, fresh within half a
+        second); else what the last round trip showed."""
+        if self.mode == "transport-cc" and self._owd_last is not None and self._owd_min:
+            if now - self._owd_at <= 0.5:
+                return max(0.0, self._owd_last - self._owd_min[0][1])
+            return None
+        return self.queue_delay()
+
+    def send_rate(self, now: float) -> float:
+        """What to send now: the target, less what drains a standing queue at the
+        bottleneck within about DRAIN_S (a 200 ms queue: 60 % of the target until it is
+        gone). The target is the link's rate; sending it keeps a queue where it is."""
+        queue = self.queue_now(now)
+        if queue is None or queue < DRAIN_FROM_S:
+            return self.target
+        return self.target * max(0.5, 1.0 - queue / DRAIN_S)
+
+    def _on_owd(self, now: float, owd: float) -> None:
+        while self._owd_min and self._owd_min[-1][1] >= owd:
+            self._owd_min.pop()
+        self._owd_min.append((now, owd))
+        while self._owd_min[0][0] < now - OWD_WINDOW_S:
+            self._owd_min.popleft()
+        self._owd_last, self._owd_at = owd, now
 
     def on_report(
         self,
@@ -481,6 +519,7 @@ class BandwidthEstimator:
         self.mode = "transport-cc"
         lost = total = 0
         state = self.state
+        batch_owd: float | None = None  # the least one-way delay of this feedback's packets
         for seq16, arrival in packets:
             seq = self._unwrap(seq16)
             self._feedback_latest = max(self._feedback_latest, seq)
@@ -493,11 +532,23 @@ class BandwidthEstimator:
             if arrival is None:
                 continue
             self.acked.add(arrival, record.size)
+            self.recent_acked.add(arrival, record.size)
+            owd = arrival - record.at
+            batch_owd = owd if batch_owd is None else min(batch_owd, owd)
             if record.cluster is not None and record.cluster in self._probes:
                 self._probes[record.cluster].arrivals[seq] = arrival
             delta = self._inter.add(record.at, arrival)
             if delta is not None:
                 state = self._trend.update(*delta)
+        if batch_owd is not None:  # the least of a batch: one packet's jitter is no queue
+            self._on_owd(now, batch_owd)
+        queue = self.queue_now(now)
+        if queue is not None and queue > STANDING_QUEUE_S:
+            # A queue this long is congestion whatever the trend says (a link that fell
+            # fills its buffer before the trend has samples enough to see it).
+            state = "overusing"
+        elif queue is not None and queue > HOLD_QUEUE_S and state == "normal":
+            state = "underusing"  # hold: near the capacity the climb is too slow to trend
         self.state = state
         if total:
             # The loss over the last second, or two when the video is thin (10 packets at least)
@@ -539,6 +590,12 @@ class BandwidthEstimator:
                 throughput is not None and throughput < 0.5 * self.target
             ):
                 base = throughput if throughput is not None else self.target
+                recent = self.recent_acked.rate()
+                queue = self.queue_now(now)
+                if recent is not None and queue is not None and queue > DRAIN_FROM_S:
+                    # Behind a standing queue packets arrive at the link's rate: the last
+                    # 300 ms say it at once, where the window still holds the rate before.
+                    base = min(base, recent + (self.unnumbered.rate(now) or 0.0))
                 new = BETA * base
                 if new < self.target:
                     self._capacity.on_overuse(base)

@@ -30,7 +30,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import sdp as sdplib
@@ -419,11 +419,20 @@ class Uplink:
         used = self.video.used() if self.video is not None else 1.0
         allocation = self.allocator.update(now, target, used)
         est.growth_floor = self.allocator.next_need()
+        # A standing queue at the bottleneck is drained: the picture gets less than its
+        # share for as long as it lasts (its size stays: a new size costs a keyframe), and
+        # the pacer lets out no more than that in all, in place of its bursts.
+        send = est.send_rate(now)
+        draining = send < target
+        if draining and not allocation.paused:
+            cut = target - send
+            video = max(int(0.3 * allocation.video_bps), int(allocation.video_bps - cut))
+            allocation = replace(allocation, video_bps=video)
         self._apply(allocation)
         self._pay_owed(now)
         pacer = self.pacer
         if pacer is not None:
-            pacer.rate = max(target, 100_000) * PACING_FACTOR
+            pacer.rate = max(send, 100_000) * (1.0 if draining else PACING_FACTOR)
             if self.video is not None and not pacer.probing:
                 rate = est.want_probe(now)
                 if rate is not None:
