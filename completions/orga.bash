@@ -17,6 +17,7 @@ _orga() {
             " doctor") path="doctor" ;;
             " call") path="call" ;;
             " sdp") path="sdp" ;;
+            " report") path="report" ;;
             " completions") path="completions" ;;
             " config") path="config" ;;
             "config set") path="config set" ;;
@@ -34,7 +35,7 @@ _orga() {
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W '--version --help -h' -- "$cur"))
             else
-                COMPREPLY=($(compgen -W 'token ice voices serve devices doctor call sdp completions config' -- "$cur"))
+                COMPREPLY=($(compgen -W 'token ice voices serve devices doctor call sdp report completions config' -- "$cur"))
             fi
             ;;
         "token")
@@ -161,6 +162,14 @@ _orga() {
                 COMPREPLY=($(compgen -W '--json --debug --help -h' -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
+            fi
+            ;;
+        "report")
+            case "$prev" in
+                --output|-o) return ;;
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W '--output -o --quiet -q --debug --help -h' -- "$cur"))
             fi
             ;;
         "completions")

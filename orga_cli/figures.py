@@ -36,6 +36,8 @@ class MediaFigures:
     turn_count: int = 0
     warnings: list[str] = field(default_factory=list)  # what is wrong now, each naming the fix
     echo_cancel: str | None = None  # the processing label, with its ERLE once measured
+    mic_dbfs: float | None = None  # the loudest 20 ms sent in the last second
+    speaker_dbfs: float | None = None  # the loudest 20 ms played in the last second
 
 
 @dataclass
@@ -108,6 +110,12 @@ class CallFigures:
             "loss_pct": _round(m.loss_pct, 2),
             "buffer_ms": _round(m.buffer_ms, 1),
             "concealed_pct": _round(m.concealed_pct, 2),
+            "fec_recovered": m.receive.fec_recovered if m.receive is not None else 0,
+            "lost": m.receive.lost if m.receive is not None else 0,
+            "mic_dbfs": _round(m.mic_dbfs, 1),
+            "speaker_dbfs": _round(m.speaker_dbfs, 1),
+            "turns": m.turn_count,
+            "turn_ms": _round(m.turn_ms, 0),
             "packets_sent": net.packets_sent,
             "video_packets_sent": net.video_packets_sent,
         }

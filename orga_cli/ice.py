@@ -7,6 +7,9 @@ with `orga sdp`'s own parser.
 
 from __future__ import annotations
 
+import ipaddress
+from typing import Any
+
 from aiortc import RTCIceServer
 
 from . import sdp as sdplib
@@ -70,3 +73,65 @@ def candidate_types(sdp: str) -> list[str]:
 def has_audio_section(sdp: str) -> bool:
     """Does the SDP have an audio section that is not rejected (port 0)?"""
     return any(m.kind == "audio" and m.port != 0 for m in sdplib.parse(sdp).media)
+
+
+# --------------------------------------------------------------------------- for a record
+
+
+def mask_address(address: str) -> str:
+    """An address as a record shows it: private, loopback, link-local, documentation and
+    mDNS (.local) addresses as they are; a public one with its host part hidden
+    (203.0.113.7 -> 203.0.x.x), since a record is meant to be attached to a bug report."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return address  # a name (mDNS) says nothing
+    if not ip.is_global:
+        return address
+    if ip.version == 4:
+        a, b, _, _ = address.split(".")
+        return f"{a}.{b}.x.x"
+    groups = ip.exploded.split(":")
+    return f"{groups[0]}:{groups[1]}::x"
+
+
+def candidate_facts(sdp: str) -> list[dict[str, Any]]:
+    """Each candidate of an SDP: type, protocol, address (masked) and port."""
+    return [
+        {"type": c.type, "protocol": c.transport.lower(), "address": mask_address(c.address),
+         "port": c.port}
+        for m in sdplib.parse(sdp).media
+        for c in m.candidates
+    ]  # fmt: skip
+
+
+def mask_candidate(candidate: Any) -> str:
+    """An aioice Candidate as ``type protocol address:port``, the address masked."""
+    host = mask_address(candidate.host)
+    return f"{candidate.type} {candidate.transport.lower()} {host}:{candidate.port}"
+
+
+def mask_pair(end: str | None) -> str | None:
+    """``type host:port`` (CallSession.selected_pair) with the address masked."""
+    if end is None:
+        return None
+    kind, _, where = end.partition(" ")
+    host, _, port = where.rpartition(":")
+    return f"{kind} {mask_address(host)}:{port}"
+
+
+def sdp_explained(offer: str, answer: str) -> dict[str, list[str]]:
+    """The offer and the answer as `orga sdp` explains them, and their pairing; candidate
+    addresses masked (ICE passwords are never shown)."""
+    o, a = sdplib.parse(offer), sdplib.parse(answer)
+    for sdp in (o, a):
+        for m in sdp.media:
+            for c in m.candidates:
+                c.address = mask_address(c.address)
+                if c.related_address:
+                    c.related_address = mask_address(c.related_address)
+    return {
+        "offer": sdplib.describe(o, "offer"),
+        "answer": sdplib.describe(a, "answer"),
+        "pairing": sdplib.describe_pairing(sdplib.pair(o, a)),
+    }

@@ -12,7 +12,8 @@ fix here whatever a guard reports.
 2. The ICE gathering bound: aioice takes a timeout per STUN/TURN query, aiortc
    never passes one (5 s fixed); bounded on this call's own connections.
 3. The nominated candidate pair (aioice ``Connection._nominated``): for the
-   panel, the summary, and the vanished-server probe.
+   panel, the summary, and the vanished-server probe; and the check list
+   (``Connection._check_list``): each pair's checks, for a call's record.
 4. Why a DTLS handshake failed: aiortc says so only in a debug log line.
 5. RTP and RTCP at the SRTP boundary (``RTCDtlsTransport._send_rtp``, through
    which every sender and receiver sends, ``_handle_rtcp_data``, through which every
@@ -99,6 +100,23 @@ def bound_gathering(pc: Any, timeout: float) -> None:
         # aioice annotates the bound as int; asyncio.wait takes any number of seconds.
         bounded = functools.partial(conn.get_component_candidates, timeout=timeout)
         setattr(conn, "get_component_candidates", bounded)  # noqa: B010 - this call's own connection
+
+
+def candidate_pairs(pc: Any) -> list[tuple[Any, Any, str, bool]]:
+    """Each pair of aioice's check list: (local, remote Candidate, its state's name in lower
+    case ("frozen", "waiting", "in_progress", "succeeded", "failed"), nominated)."""
+    out = []
+    for conn in _ice_connections(pc, gatherer=False):
+        for pair in getattr(conn, "_check_list", []):
+            out.append(
+                (
+                    pair.local_candidate,
+                    pair.remote_candidate,
+                    pair.state.name.lower(),
+                    pair.nominated,
+                )
+            )
+    return out
 
 
 def nominated_pair(pc: Any) -> tuple[Any, Any] | None:

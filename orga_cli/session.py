@@ -29,7 +29,15 @@ from .api import OrgaClient
 from .channel import ChannelSender
 from .errors import CallError, MediaError, OrgaError, redact_bearer, secrets, setting
 from .figures import SessionFigures
-from .ice import candidate_types, choose_ice_servers, has_audio_section
+from .ice import (
+    candidate_facts,
+    candidate_types,
+    choose_ice_servers,
+    has_audio_section,
+    mask_candidate,
+    mask_pair,
+    sdp_explained,
+)
 from .media.fec import fec_requested, follow_reported_loss, with_opus_fec
 from .media.receive import AudioReceiver
 from .media.sources import AudioSourceTrack, VideoInput
@@ -37,7 +45,14 @@ from .media.uplink import Uplink, with_transport_cc
 from .media.video import EncodedVideoTrack
 from .models import DEFAULT_VOICE, MODEL, ChannelEvent, IceServer, Token
 from .probe import port_refused
-from .seams import DtlsFailureReason, SeamMissing, bound_gathering, feed_receiver, nominated_pair
+from .seams import (
+    DtlsFailureReason,
+    SeamMissing,
+    bound_gathering,
+    candidate_pairs,
+    feed_receiver,
+    nominated_pair,
+)
 from .stats import StatsSnapshot, read_report
 
 log = logging.getLogger(__name__)
@@ -133,6 +148,7 @@ class CallSession:
         on_event: Callable[[str, ChannelEvent | dict[str, Any]], None] | None = None,
         on_media: Callable[[str, float], None] | None = None,
         on_uplink: Callable[[str, dict[str, Any]], None] | None = None,
+        on_moment: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.client = client
         self.audio = audio
@@ -156,6 +172,9 @@ class CallSession:
         self._on_phase = on_phase or (lambda phase: None)
         self._on_event = on_event or (lambda direction, event: None)
         self._on_media = on_media or (lambda what, seconds: None)
+        # Each moment of the connection (token, ICE servers, candidates, pair checks, DTLS,
+        # the data channel, first audio each way, outages, session.update): a call's record.
+        self._on_moment = on_moment or (lambda name, data: None)
         # What is sent up: encoded here at the size and bitrate the link allows, paced,
         # and measured (media/uplink.py).
         self.encoded_video = (
@@ -217,7 +236,21 @@ class CallSession:
         self.send_session_update()
 
     def send_session_update(self) -> None:
-        self.send(self.params.session_update(self.modalities()))
+        update = self.params.session_update(self.modalities())
+        data = update["data"]
+        self._moment(
+            "session_update",
+            modalities=data["modalities"],
+            voice=data["voice"],
+            temperature=data["temperature"],
+        )
+        self.send(update)
+
+    def _moment(self, name: str, **data: Any) -> None:
+        try:
+            self._on_moment(name, data)
+        except Exception:  # a record that fails must not end the call
+            log.exception("recording the moment %s", name)
 
     def send(self, message: dict[str, Any]) -> None:
         if self._sender is not None:
@@ -294,19 +327,24 @@ class CallSession:
         token = await self.client.create_token(email=self.options.email)
         self.timeline.token = time.time()
         self.token = token
+        left = token.seconds_left()
+        self._moment("token", expires_in_s=None if left is None else round(left))
         return token
 
     async def _ice_servers(self, token: Token | str) -> list[IceServer]:
         if self.options.ice_servers is not None:
+            self._moment("ice_servers", source="options", urls=_urls(self.options.ice_servers))
             return self.options.ice_servers
         self._set_phase("ICE config")
         servers = await self.client.ice_servers(token)
         self.timeline.ice_config = time.time()
+        self._moment("ice_servers", source="api", urls=_urls(servers))
         return servers
 
     def _peer_connection(self, servers: list[IceServer]) -> RTCPeerConnection:
         chosen, notes = choose_ice_servers(servers)
         self.ice_notes = notes
+        self._moment("ice_choice", used=[str(s.urls) for s in chosen], notes=notes)
         for note in notes:
             log.info("ICE: %s", note)
         if not chosen:
@@ -340,13 +378,11 @@ class CallSession:
         channel = pc.createDataChannel(CHANNEL_LABEL)
         self._sender = ChannelSender(channel, lambda message: self._on_event("out", message))
         channel.on("message", self._channel_message)
+        channel.on("open", lambda: self._moment("channel_open", label=CHANNEL_LABEL))
         channel.on("close", lambda: self._peer_gone("the server closed the data channel"))
         pc.on("track", self._remote_track)
         pc.on("connectionstatechange", lambda: self._state_changed(pc))
-        pc.on(
-            "iceconnectionstatechange",
-            lambda: log.info("ICE connection: %s", pc.iceConnectionState),
-        )
+        pc.on("iceconnectionstatechange", lambda: self._ice_state(pc))
         pc.on(
             "icegatheringstatechange", lambda: log.info("ICE gathering: %s", pc.iceGatheringState)
         )
@@ -362,11 +398,13 @@ class CallSession:
         await pc.setLocalDescription(offer)
         local = pc.localDescription
         self.local_types = candidate_types(local.sdp)
+        gathering_ms = (time.monotonic() - started) * 1000
         log.info(
             "ICE gathering took %.0f ms: %s",
-            (time.monotonic() - started) * 1000,
+            gathering_ms,
             ", ".join(self.local_types) or "no candidates",
         )
+        self._moment("gathered", ms=round(gathering_ms), candidates=candidate_facts(local.sdp))
         if not self.local_types:
             raise CallError(
                 "no ICE candidates: this machine has no network address aioice can use"
@@ -399,6 +437,8 @@ class CallSession:
         self._dump("answer.sdp", answer.sdp)
         self.timeline.answer = time.time()
         self.conversation_id = answer.conversation_id
+        self._moment("answer", conversation_id=answer.conversation_id)
+        self._moment("sdp", **sdp_explained(offer["sdp"], answer.sdp))
         return answer
 
     async def _apply_answer(self, pc: RTCPeerConnection, answer: Any) -> None:
@@ -428,6 +468,10 @@ class CallSession:
         transports = [t.sender.transport for t in pc.getTransceivers() if t.sender.transport]
         if transports:
             self.uplink.attach(transports[0], pc.localDescription.sdp, sdp)
+            dtls = transports[0]
+            dtls.on("statechange", lambda: self._dtls_state(dtls))
+        self._moment("answer_applied", fec=self._fec_asked, remote_candidates=candidate_facts(sdp))
+        self._tasks.append(asyncio.ensure_future(self._watch_pairs(pc)))
         self._set_phase("connecting")
 
     async def _wait_connected(self, pc: RTCPeerConnection) -> None:
@@ -444,6 +488,9 @@ class CallSession:
             await asyncio.sleep(0.01)
         self.timeline.connected = self._connected_at or time.time()
         self._last_heard = time.monotonic()
+        local, remote = self.selected_pair()
+        self._moment("connected", local=mask_pair(local), remote=mask_pair(remote))
+        self.audio.taps.append(self._first_sent)
         self._tasks.append(asyncio.ensure_future(self._watchdog()))
         if self._fec_asked:
             sender = next(t.sender for t in pc.getTransceivers() if t.kind == "audio")
@@ -467,6 +514,7 @@ class CallSession:
             first = self.receiver.first_arrival
             if self.timeline.first_audio is None and first is not None:
                 self.timeline.first_audio = time.time() - (now - first)
+                self._moment("first_audio_received", at=self.timeline.first_audio)
             silent = now - self._last_heard
             if silent > 0.5 and now >= self._next_probe:
                 self._next_probe = now + 1.0
@@ -476,6 +524,7 @@ class CallSession:
             if not self.reconnecting and silent > opts.media_gap:
                 self.reconnecting = True
                 log.info("no media from the server for %.1f s: reconnecting…", silent)
+                self._moment("media_lost", silent_s=round(silent, 2))
                 self._on_media("lost", silent)
                 self._set_phase("reconnecting")
             elif self.reconnecting and silent < opts.media_gap:
@@ -483,6 +532,7 @@ class CallSession:
                 outage = now - self._outage_start
                 self.outage_s += outage
                 log.info("media is back after %.1f s", outage)
+                self._moment("media_back", outage_s=round(outage, 2))
                 self._on_media("back", outage)
                 self._set_phase("connected")
             if self.reconnecting:
@@ -510,6 +560,16 @@ class CallSession:
         return pair is not None and await port_refused(pair[1].host, pair[1].port)
 
     def _connect_error(self, pc: RTCPeerConnection, what: str) -> CallError:
+        error = self._connect_error_for(pc, what)
+        self._moment(
+            "connect_failed",
+            ice=pc.iceConnectionState,
+            dtls_reason=self._dtls_failure.reason,
+            error=error.one_line(),
+        )
+        return error
+
+    def _connect_error_for(self, pc: RTCPeerConnection, what: str) -> CallError:
         local = ", ".join(self.local_types) or "none"
         remote = ", ".join(self.remote_types) or "none"
         tried = f"local candidates: {local}; remote: {remote}"
@@ -539,9 +599,41 @@ class CallSession:
         if self.timeline.connected is not None and pc.connectionState in ("failed", "closed"):
             self._peer_gone(f"the connection {pc.connectionState}")
 
+    def _ice_state(self, pc: RTCPeerConnection) -> None:
+        log.info("ICE connection: %s", pc.iceConnectionState)
+        self._moment("ice_state", state=pc.iceConnectionState)
+
+    def _dtls_state(self, dtls: Any) -> None:
+        reason = self._dtls_failure.reason if dtls.state == "failed" else None
+        self._moment("dtls", state=dtls.state, reason=reason)
+
+    def _first_sent(self, block: Any) -> None:
+        self.audio.taps.remove(self._first_sent)
+        self._moment("first_audio_sent")
+
+    async def _watch_pairs(self, pc: RTCPeerConnection) -> None:
+        """Each candidate pair's checks as they change (aioice's check list, seams.py),
+        from the answer until ICE ends its checks."""
+        seen: dict[tuple[str, str], str] = {}
+        deadline = time.monotonic() + self.options.connect_timeout + 1
+        while time.monotonic() < deadline:
+            for local, remote, state, nominated in candidate_pairs(pc):
+                key = (mask_candidate(local), mask_candidate(remote))
+                shown = f"{state} nominated" if nominated else state
+                if seen.get(key) != shown:
+                    seen[key] = shown
+                    self._moment("pair", local=key[0], remote=key[1], state=shown)
+            if pc.iceConnectionState in ("completed", "failed", "closed"):
+                return
+            if self._connected_at is not None:  # the checks left go on a second at most
+                deadline = min(deadline, time.monotonic() + 1.0)
+            await asyncio.sleep(0.05)
+
     def _peer_gone(self, why: str) -> None:
         if self._closed or self.timeline.connected is None:
             return
+        if not self.ended.is_set():
+            self._moment("peer_gone", why=why)
         self.end("peer", CallError(f"the server ended the call ({why})", "recordings are kept"))
 
     def _channel_message(self, message: str | bytes) -> None:
@@ -566,3 +658,8 @@ class CallSession:
         folder.mkdir(parents=True, exist_ok=True)
         text = content if isinstance(content, str) else json.dumps(content, indent=2)
         (folder / name).write_text(redact_bearer(secrets.scrub(text)))
+
+
+def _urls(servers: list[IceServer]) -> list[str]:
+    """The servers' URLs (their credentials are not shown)."""
+    return [url for server in servers for url in server.urls]

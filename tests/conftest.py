@@ -4,6 +4,7 @@ process moved into a network namespace of its own."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from orga_cli.cli import terminal
 from orga_cli.errors import secrets
 
 from .helpers.faults import Reply, ScriptedServer
-from .helpers.netns import isolate_network
+from .helpers.netns import OUTAGE_TABLE, drop_udp, isolate_network, nftables_problem
 from .helpers.orga import KNOWN_KEY, Result, invoke
 from .helpers.pulse import Pulse, missing_for_devices, running_pulse
 from .helpers.sandbox import Sandbox, start_sandbox, stop_sandbox
@@ -107,3 +108,15 @@ def coturn(tmp_path: Path) -> Iterator[Turn]:
     _missing(None if shutil.which("turnserver") else "coturn is not installed (Debian: coturn)")
     with running_coturn(tmp_path) as turn:
         yield turn
+
+
+@pytest.fixture
+def udp_blackhole() -> Iterator[Callable[[bool], None]]:
+    """Drop, then restore, all UDP in this (the tests' own) network namespace."""
+    problem = nftables_problem()
+    if problem:
+        pytest.skip(problem)
+    yield drop_udp
+    subprocess.run(
+        ["nft", "delete", "table", "inet", OUTAGE_TABLE], capture_output=True, timeout=10
+    )

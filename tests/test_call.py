@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import json
 import os
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 
 from .helpers.audio import dominant_hz, read_wav, rms
-from .helpers.faults import ScriptedServer, response
+from .helpers.faults import ICE_REPLY, ScriptedServer, answer_then_vanish, response, token_reply
 from .helpers.orga import KNOWN_KEY, clean_env, jsonl, orga, start_orga, wait_for_line
 from .helpers.sandbox import Sandbox
 from .helpers.tokens import make_jwt
@@ -199,15 +198,6 @@ def test_sigint_mid_call_keeps_valid_recordings(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- faults
 
 
-def token_reply() -> bytes:
-    return response(
-        200, json.dumps({"ephemeral_token": make_jwt({"exp": int(time.time()) + 60})}).encode()
-    )
-
-
-ICE_REPLY = response(200, b'{"iceServers": []}')
-
-
 def call_env(server: ScriptedServer) -> dict[str, str]:
     return {"ORGA_API_KEY": KNOWN_KEY, "ORGA_BASE_URL": server.base_url}
 
@@ -260,29 +250,6 @@ def test_calls_answer_faults(
     lines = [line for line in result.stderr.splitlines() if line.startswith("orga:")]
     assert len(lines) == 1 and fragment in lines[0], result.stderr
     assert "Traceback" not in result.stderr
-
-
-def answer_then_vanish(raw: bytes) -> bytes:
-    """A real aiortc answer whose peer is closed at once: ICE checks go unanswered."""
-    from aiortc import RTCPeerConnection, RTCSessionDescription
-
-    body = json.loads(raw.partition(b"\r\n\r\n")[2])
-
-    async def make() -> str:
-        pc = RTCPeerConnection()
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=body["offer"]["sdp"], type="offer"))
-        await pc.setLocalDescription(await pc.createAnswer())
-        sdp = pc.localDescription.sdp
-        await pc.close()
-        return sdp
-
-    sdp = asyncio.run(make())
-    return response(
-        200,
-        json.dumps(
-            {"conversation_id": "c-vanished", "answer": {"type": "answer", "sdp": sdp}}
-        ).encode(),
-    )
 
 
 def test_ice_failure_names_the_candidates(scripted: Scripted) -> None:

@@ -8,10 +8,9 @@ from the receive component at the pace it is pulled (the wall clock with --no-sp
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -130,31 +129,6 @@ def test_loss_is_concealed_and_recovered_by_fec(
 
 
 # --------------------------------------------------------------------------- outages
-
-
-@pytest.fixture
-def udp_blackhole() -> Iterator[Callable[[bool], None]]:
-    """Drop, then restore, all UDP in this (the tests' own) network namespace."""
-    if not shutil.which("nft"):
-        pytest.skip("needs nftables (nft)")
-    table = "orga_outage"
-
-    def set_dropping(on: bool) -> None:
-        if on:
-            script = (
-                f"add table inet {table}\n"
-                f"add chain inet {table} out {{ type filter hook output priority 0; }}\n"
-                f"add rule inet {table} out meta l4proto udp drop\n"
-            )
-        else:
-            script = f"delete table inet {table}\n"
-        subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True, timeout=10)
-
-    probe = subprocess.run(["nft", "list", "tables"], capture_output=True, timeout=10)
-    if probe.returncode != 0:
-        pytest.skip(f"nftables is not usable here: {probe.stderr.decode().strip()}")
-    yield set_dropping
-    subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True, timeout=10)
 
 
 def test_the_relay_s_outage_is_filled_and_ridden_out(

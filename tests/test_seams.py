@@ -86,6 +86,10 @@ async def test_seam_3_nominated_pair() -> None:
         assert pair is not None, "aioice has no _nominated pair on a connected call"
         local, remote = pair
         assert local.type == "host" and remote.port > 0
+        pairs = seams.candidate_pairs(a)  # the check list, for a call's record
+        assert pairs and all(p[2] in ("frozen", "waiting", "in_progress", "succeeded", "failed")
+                             for p in pairs)  # fmt: skip
+        assert any(p[2] == "succeeded" and p[3] for p in pairs), pairs
     finally:
         await a.close()
         await b.close()

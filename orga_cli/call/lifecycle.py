@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..api import OrgaClient, usable_token
 from ..errors import CallError, ExitCode, Interrupted, OrgaError, UsageError, setting
 from ..figures import CallFigures
+from ..media.audio import level_dbfs
 from ..media.local import LocalMedia
 from ..models import DEFAULT_BASE_URL, ChannelEvent
 from ..session import CallOptions, CallParams, CallSession
@@ -77,6 +78,7 @@ class Call:
         self._main: asyncio.Task[Any] | None = None
         self._deadline: float | None = None
         self._warned: set[str] = set()
+        self._levels = [-100.0, -100.0]  # the loudest sent and played block since the last tick
 
     @property
     def params(self) -> CallParams:
@@ -103,7 +105,16 @@ class Call:
         if self.ended_by == "interrupt" and error is None:
             error = Interrupted("interrupted")
         code = ExitCode.OK if error is None else error.exit_code
-        return CallOutcome(self.summary(), code, error)
+        outcome = CallOutcome(self.summary(), code, error)
+        if self.records is not None:  # the record ends with how the call did, whatever it was
+            self.records.stats.end(
+                ended_by=self.ended_by,
+                exit_code=int(code),
+                error=None if error is None else error.one_line(),
+                summary=outcome.summary,
+            )
+            self.records.close()
+        return outcome
 
     def interrupt(self) -> None:
         """Ctrl-C: a connected call hangs up (its outputs complete); before that, the
@@ -117,6 +128,19 @@ class Call:
 
     async def _run(self) -> None:
         req = self.req
+        self.records = records = Records(
+            req.outputs, self.origin if self.origin is not None else time.time()
+        )
+        records.stats.header(
+            sandbox=req.sandbox is not None,
+            base_url=None if req.sandbox is not None else req.connection.base_url,
+            voice=req.params.voice,
+            model=req.params.model,
+            temperature=req.params.temperature,
+            duration_s=req.duration,
+            relay_only=req.connection.options.relay_only,
+            ptt=req.ptt,
+        )
         if req.connection.token is not None:
             usable_token(req.connection.token)
         target = await self._target()
@@ -130,12 +154,16 @@ class Call:
         self.state.video = media.video.label if media.video else None
         self.state.audio_out = media.audio_out_label
         self.state.echo_cancel = media.echo_cancel
-        self.records = records = Records(req.outputs)
+        self._moment(
+            "media",
+            audio_in=media.audio_in_label,
+            audio_out=media.audio_out_label,
+            video=self.state.video,
+            processing=media.echo_cancel,
+        )
         loop = asyncio.get_running_loop()
         media.on_turn = lambda turn: self._call_soon(loop, self._turn, turn)
-        media.on_device = lambda device, what, seconds: records.events.local(
-            f"device_{what}", device=device, gone_s=round(seconds, 2)
-        )
+        media.on_device = self._device
         client = OrgaClient(
             target.base_url,
             target.api_key,
@@ -188,6 +216,7 @@ class Call:
             on_event=self._event,
             on_media=self._media,
             on_uplink=self._uplink_event,
+            on_moment=self._moment,
         )
 
     async def _dial(self, client: OrgaClient, options: CallOptions, token: Any) -> None:
@@ -221,6 +250,7 @@ class Call:
         self.reconnects += 1
         self.note(f"media did not come back: dialing again (reconnect {self.reconnects})")
         self.records.events.local("redial", reconnects=self.reconnects)
+        self._moment("redial", reconnects=self.reconnects)
         token = old.token
         if token is not None and not isinstance(token, str):
             left = token.seconds_left()
@@ -272,9 +302,11 @@ class Call:
         if session is None:
             return
         connected = self.state.connected_at
+        media = self.media.figures()
+        (media.mic_dbfs, media.speaker_dbfs), self._levels = self._levels, [-100.0, -100.0]
         figures = CallFigures.take(
             await session.figures(),
-            self.media.figures(),
+            media,
             self.state.figures,
             phase=self.state.phase,
             connected_s=None if connected is None else time.monotonic() - connected,
@@ -289,6 +321,7 @@ class Call:
                 self._warned.add(warning)
                 if self.records is not None:
                     self.records.events.local("warning", text=warning)
+                self._moment("warning", text=warning)
                 self.screen.warning(warning)
 
     # ------------------------------------------------------------------ the controls' target
@@ -314,6 +347,7 @@ class Call:
             self.interrupt()
 
     def set_muted(self, muted: bool) -> None:
+        self._moment("mute", muted=muted)
         self.media.muted = muted
         if self.session is not None:
             self.session.set_muted(muted)
@@ -323,6 +357,7 @@ class Call:
         if session is None or session.video is None:
             return False
         session.set_video(on)
+        self._moment("camera", on=on)
         return True
 
     def send_session_update(self) -> None:
@@ -376,13 +411,28 @@ class Call:
             figures.media.turn_count = len(latencies)
         if self.records is not None:
             self.records.events.local("turn", **turn.to_json())
+        self._moment("turn", **turn.to_json())
 
     def _sent(self, block: Any) -> None:
         self.state.mic_block = block
+        if self.records is not None and self.records.stats.open:
+            self._levels[0] = max(self._levels[0], level_dbfs(block))
 
     def _played(self, samples: Any) -> None:
         """What was handed to the speaker (or pulled on the wall clock): the meter."""
         self.state.remote_block = samples
+        if self.records is not None and self.records.stats.open:
+            self._levels[1] = max(self._levels[1], level_dbfs(samples))
+
+    def _moment(self, name: str, data: dict[str, Any] | None = None, **more: Any) -> None:
+        """A moment of the call, in its record (--stats)."""
+        if self.records is not None:
+            self.records.moment(name, **(data or {}), **more)
+
+    def _device(self, device: str, what: str, seconds: float) -> None:
+        if self.records is not None:
+            self.records.events.local(f"device_{what}", device=device, gone_s=round(seconds, 2))
+        self._moment(f"device_{what}", device=device, gone_s=round(seconds, 2))
 
     def _media(self, what: str, seconds: float) -> None:
         events = self.records.events if self.records is not None else None
@@ -404,6 +454,7 @@ class Call:
             self.note(f"camera back: uplink ~{kbps} kbit/s")
         if self.records is not None:
             self.records.events.local(kind, **data)
+        self._moment(kind, **data)
 
     # ------------------------------------------------------------------ end
 
@@ -411,8 +462,6 @@ class Call:
         if self.session is not None:
             await self.session.close()
         await self.media.close()
-        if self.records is not None:
-            self.records.close()
         if self.sandbox is not None:
             await self.sandbox.stop()
 

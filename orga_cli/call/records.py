@@ -3,6 +3,13 @@
 Every file is line-buffered and written as things happen, so that it is complete after
 any ending (Ctrl-C, a crash of the far end, a failed connect); secrets are scrubbed from
 every line.
+
+`--stats FILE` is the call's record, which `orga report` reads. JSON lines, each with a
+``type``: one ``call`` first (when, which orga, what was asked: no secret), a ``stats``
+line a second (`CallFigures.stats_line`), an ``event`` for every moment of the call as
+it happens (``name``: token, ice_servers, gathered, pair, dtls, connected, channel_open,
+first_audio_sent, media_lost, redial, mute, turn, ...; ``at_s``: seconds since the call
+began), and an ``end`` last (why, the exit code, the error, the `--json` summary).
 """
 
 from __future__ import annotations
@@ -66,19 +73,43 @@ class EventLog(JsonLines):
 
 
 class StatsLog(JsonLines):
-    """The call's figures, one line a second (``CallFigures.stats_line``)."""
+    """The call's record (see the module docstring)."""
 
     what = "stats file"
+    RECORD_VERSION = 1
+
+    def __init__(self, path: Path | None, origin: float) -> None:
+        super().__init__(path)
+        self.origin = origin
+
+    def header(self, **data: Any) -> None:
+        from .. import __version__
+
+        self.line(
+            {"type": "call", "record": self.RECORD_VERSION, "t": round(self.origin, 3),
+             "orga": __version__, **data}
+        )  # fmt: skip
+
+    def moment(self, name: str, **data: Any) -> None:
+        now = time.time()
+        self.line(
+            {"type": "event", "t": round(now, 3), "at_s": round(now - self.origin, 3),
+             "name": name, **data}
+        )  # fmt: skip
+
+    def end(self, **data: Any) -> None:
+        now = time.time()
+        self.line({"type": "end", "t": round(now, 3), "at_s": round(now - self.origin, 3), **data})
 
 
 class Records:
     """The call's files (each one only when asked for)."""
 
-    def __init__(self, outputs: Outputs) -> None:
+    def __init__(self, outputs: Outputs, origin: float | None = None) -> None:
         if outputs.transcript is not None:
             transcript_format(outputs.transcript)  # an unknown extension fails before the rest
         self.events = EventLog(outputs.events)
-        self.stats = StatsLog(outputs.stats)
+        self.stats = StatsLog(outputs.stats, time.time() if origin is None else origin)
         self.transcript: Transcript | None = None
         try:
             if outputs.transcript is not None:
@@ -88,7 +119,10 @@ class Records:
             raise
 
     def figures(self, figures: CallFigures) -> None:
-        self.stats.line(figures.stats_line())
+        self.stats.line({"type": "stats", **figures.stats_line()})
+
+    def moment(self, name: str, **data: Any) -> None:
+        self.stats.moment(name, **data)
 
     def connected(self, at: float) -> None:
         if self.transcript is not None:

@@ -26,6 +26,7 @@ from .commands.config import (
 )
 from .commands.devices import devices, doctor
 from .commands.ice import ice
+from .commands.report import report
 from .commands.sdp import sdp
 from .commands.serve import serve
 from .commands.token import token
@@ -81,6 +82,7 @@ app.command()(devices)
 app.command()(doctor)
 app.command()(call)
 app.command()(sdp)
+app.command()(report)
 app.command()(completions)
 
 

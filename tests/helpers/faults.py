@@ -4,6 +4,7 @@ free ports."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import threading
@@ -159,3 +160,39 @@ def stop_process(proc: subprocess.Popen[Any], wait: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+# --------------------------------------------------------------------------- an API's replies
+
+
+def token_reply() -> bytes:
+    """/client-secrets answering a token that expires in a minute."""
+    from .tokens import make_jwt
+
+    token = make_jwt({"exp": int(time.time()) + 60})
+    return response(200, json.dumps({"ephemeral_token": token}).encode())
+
+
+ICE_REPLY = response(200, b'{"iceServers": []}')
+
+
+def answer_then_vanish(raw: bytes) -> bytes:
+    """/calls answering a real aiortc answer whose peer is closed at once: the ICE checks
+    go unanswered (a call that never connects)."""
+    import asyncio
+
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    body = json.loads(raw.partition(b"\r\n\r\n")[2])
+
+    async def make() -> str:
+        pc = RTCPeerConnection()
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=body["offer"]["sdp"], type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return str(sdp)
+
+    sdp = asyncio.run(make())
+    answer = {"conversation_id": "c-vanished", "answer": {"type": "answer", "sdp": sdp}}
+    return response(200, json.dumps(answer).encode())

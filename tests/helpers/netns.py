@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,3 +34,30 @@ def isolate_network() -> str:
     ):
         subprocess.run(cmd, check=True, capture_output=True, timeout=10)
     return f"own network namespace, loopback only (lo: 127.0.0.1, {LOOPBACK_PEER})"
+
+
+def nftables_problem() -> str | None:
+    """Why all UDP cannot be dropped here (no nft, no permission), or None."""
+    if not shutil.which("nft"):
+        return "needs nftables (nft)"
+    probe = subprocess.run(["nft", "list", "tables"], capture_output=True, timeout=10)
+    if probe.returncode != 0:
+        return f"nftables is not usable here: {probe.stderr.decode().strip()}"
+    return None
+
+
+OUTAGE_TABLE = "orga_outage"
+
+
+def drop_udp(on: bool) -> None:
+    """Drop all UDP leaving this network namespace (a real outage of everything a call
+    sends), or stop dropping it."""
+    if on:
+        script = (
+            f"add table inet {OUTAGE_TABLE}\n"
+            f"add chain inet {OUTAGE_TABLE} out {{ type filter hook output priority 0; }}\n"
+            f"add rule inet {OUTAGE_TABLE} out meta l4proto udp drop\n"
+        )
+    else:
+        script = f"delete table inet {OUTAGE_TABLE}\n"
+    subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True, timeout=10)

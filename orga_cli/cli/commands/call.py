@@ -195,8 +195,9 @@ def call(
         opt(
             "--stats",
             metavar="FILE.jsonl",
-            help="Write the call's figures once a second (the uplink estimate and what each"
-            " medium gets, bitrates each way, RTT, loss, jitter, the receive buffer).",
+            help="Keep the call's record as it happens: every moment of the connection (token,"
+            " candidates, pair checks, DTLS, first audio, outages, re-dials, turns, the end) and"
+            " its figures once a second; `orga report FILE` makes it a page.",
         ),
     ] = None,
     duration: Annotated[
