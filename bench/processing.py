@@ -39,7 +39,7 @@ def call_cpu(seconds: float, *flags: str) -> float:
             "--sandbox",
             "--no-video",
             "--duration",
-            str(seconds),
+            str(seconds + 2.0),  # a second to settle, *seconds* measured, one to spare
             *flags,
         ],
         stdout=subprocess.DEVNULL,
@@ -54,7 +54,7 @@ def call_cpu(seconds: float, *flags: str) -> float:
             raise SystemExit("the call failed")
     time.sleep(1.0)  # let the processing module load and settle
     cpu0, t0 = proc_cpu_seconds(proc.pid), time.monotonic()
-    time.sleep(seconds - 2.0)
+    time.sleep(seconds)
     cpu1, t1 = proc_cpu_seconds(proc.pid), time.monotonic()
     proc.communicate(timeout=30)
     return 100 * (cpu1 - cpu0) / (t1 - t0)

@@ -438,7 +438,6 @@ class CallSession:
         self.timeline.answer = time.time()
         self.conversation_id = answer.conversation_id
         self._moment("answer", conversation_id=answer.conversation_id)
-        self._moment("sdp", **sdp_explained(offer["sdp"], answer.sdp))
         return answer
 
     async def _apply_answer(self, pc: RTCPeerConnection, answer: Any) -> None:
@@ -452,6 +451,10 @@ class CallSession:
             raise CallError(
                 "the answer has no audio section (m=audio)", "the server rejected audio"
             )
+        try:
+            self._moment("sdp", **sdp_explained(pc.localDescription.sdp, sdp))
+        except OrgaError as exc:  # the record explains what it can; the call goes on
+            log.info("the answer could not be explained for the record: %s", exc.message)
         self.remote_types = candidate_types(sdp)
         self._fec_asked = fec_requested(sdp)
         self.audio.encoder.set_fec(self._fec_asked)

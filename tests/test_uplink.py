@@ -35,7 +35,8 @@ def call(
         for e in jsonl(events)
         if isinstance(e.get("event"), dict) and e["event"].get("type") == "sandbox.stats"
     ]
-    return summary(proc), jsonl(stats), sandbox, proc.stderr
+    figures = [line for line in jsonl(stats) if line["type"] == "stats"]  # not the moments
+    return summary(proc), figures, sandbox, proc.stderr
 
 
 def after(sandbox: list[dict], first: dict, key: str) -> float:

@@ -75,9 +75,9 @@ def timeline_svg(record: CallRecord) -> str:
             f"</title></rect>"
         )
     for moment in record.moments:
-        lane = lanes.index(_lane(moment.name))
-        y = 10 + lane * row
-        color = "#c9352b" if lane == lanes.index("trouble") else "#333"
+        row_of = lanes.index(_lane(moment.name))
+        y = 10 + row_of * row
+        color = "#c9352b" if row_of == lanes.index("trouble") else "#333"
         parts.append(
             f'<line x1="{x(moment.at_s):.1f}" x2="{x(moment.at_s):.1f}" y1="{y + 3}" y2="{y + 17}"'
             f' stroke="{color}" stroke-width="2"><title>{moment.at_s:.2f} s: {_e(moment.text())}'
