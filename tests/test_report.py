@@ -12,6 +12,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,17 @@ def record_of(path: Path) -> dict[str, list[dict]]:
 
 def names(path: Path) -> list[str]:
     return [e["name"] for e in record_of(path).get("event", [])]
+
+
+def recorded_call(
+    box: Sandbox, rec: Path, seconds: float, camera: str = "testsrc", **kw: Any
+) -> None:
+    """A tone and a camera up to *box* for *seconds*, its record kept in *rec*."""
+    proc = orga(
+        "call", "--audio-in", "tone:440", "--video-in", camera, "--no-speaker",
+        "--duration", str(seconds), "--stats", str(rec), env=box.env(), **kw,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
 
 
 def report(tmp: Path, *records: Path) -> tuple[Path, str]:
@@ -76,11 +88,7 @@ def no_secret(*paths: Path, also: tuple[str, ...] = ()) -> None:
 @pytest.mark.timeout(120)
 def test_a_clean_call(sandbox: Sandbox, tmp_path: Path) -> None:
     rec = tmp_path / "call.jsonl"
-    proc = orga(
-        "call", "--audio-in", "tone:440", "--video-in", "testsrc", "--no-speaker",
-        "--duration", "5", "--stats", str(rec), env=sandbox.env(),
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    recorded_call(sandbox, rec, 5)
     r = record_of(rec)
     assert r["call"][0]["record"] == 1 and len(r["stats"]) >= 4
     seen = names(rec)
@@ -109,11 +117,7 @@ def test_a_clean_call(sandbox: Sandbox, tmp_path: Path) -> None:
 def test_a_lossy_bottleneck(sandbox_with: Callable[..., Sandbox], tmp_path: Path) -> None:
     box = sandbox_with("--network", "down=loss:8%;up=rate:300kbit,queue:200ms", "--seed", "3")
     rec = tmp_path / "bad.jsonl"
-    proc = orga(
-        "call", "--audio-in", "tone:440", "--video-in", str(camera_file(tmp_path)),
-        "--no-speaker", "--duration", "8", "--stats", str(rec), env=box.env(), timeout=90,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    recorded_call(box, rec, 8, str(camera_file(tmp_path)), timeout=90)
     html, shown = report(tmp_path, rec)
     assert "the link lost" in shown, shown  # the hint orga doctor would give
     stats = record_of(rec)["stats"]
@@ -243,11 +247,7 @@ def test_a_browser_call_beside_an_orga_call(sandbox: Sandbox, tmp_path: Path) ->
     browser.write_text(json.dumps(dump))
     assert dump["PeerConnections"], "the internals saw no call"
     rec = tmp_path / "orga.jsonl"
-    proc = orga(
-        "call", "--audio-in", "tone:440", "--video-in", "testsrc", "--no-speaker",
-        "--duration", "4", "--stats", str(rec), env=sandbox.env(),
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    recorded_call(sandbox, rec, 4)
     html, shown = report(tmp_path, rec, browser)
     assert "(browser)" in shown and "(orga)" in shown
     assert "connecting (ICE + DTLS)" in shown.split("(browser)", 1)[1]
