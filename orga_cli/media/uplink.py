@@ -166,6 +166,7 @@ class UplinkStats:
     frames_sent: int = 0
     frames_dropped: int = 0
     estimates: list[float] = field(default_factory=list)  # once a second, bits/s
+    least: float | None = None  # the least the estimate was at any step, bits/s
 
 
 def _before(seq: int, other: int) -> bool:
@@ -416,6 +417,8 @@ class Uplink:
         now = self._clock()
         est = self.estimator
         target = est.update(now)
+        if self.stats.least is None or target < self.stats.least:
+            self.stats.least = target  # (snapshot() notes what feedback set between steps)
         used = self.video.used() if self.video is not None else 1.0
         allocation = self.allocator.update(now, target, used)
         est.growth_floor = self.allocator.next_need()
@@ -498,6 +501,8 @@ class Uplink:
         a = self.allocation
         s.mode = est.mode
         s.estimate_bps = est.target
+        if s.least is None or est.target < s.least:
+            s.least = est.target
         s.audio_bps = a.audio_bps if a else 0
         s.video_bps = a.video_bps if a else 0
         s.video_paused = bool(a and a.paused)
@@ -535,7 +540,9 @@ class Uplink:
                 "mode": s.mode,
                 "estimate_kbps": {
                     "median": round(statistics.median(estimates) / 1000, 1),
-                    "min": round(min(estimates) / 1000, 1),
+                    # every step's, not only each second's: a dip the seconds
+                    # sampled (the record's lines) is never below it
+                    "min": round(min([*estimates, s.least or estimates[0]]) / 1000, 1),
                 },
                 "transport_cc": [
                     kind

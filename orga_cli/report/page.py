@@ -52,7 +52,7 @@ def timeline_svg(record: CallRecord) -> str:
     lanes = ["phases", *LANES]
     row = 22
     height = row * len(lanes) + 30
-    scale = (width - left - 10) / duration
+    scale = (width - left - 30) / duration  # room for the last tick's label
 
     def x(t: float) -> float:
         return left + max(0.0, t) * scale
@@ -65,7 +65,7 @@ def timeline_svg(record: CallRecord) -> str:
         y = 10 + i * row
         parts.append(f'<text x="4" y="{y + 14}" class="lane">{lane}</text>')
         parts.append(
-            f'<line x1="{left}" x2="{width - 10}" y1="{y + 10}" y2="{y + 10}" class="rule"/>'
+            f'<line x1="{left}" x2="{width - 30}" y1="{y + 10}" y2="{y + 10}" class="rule"/>'
         )
     for j, (name, start, stop) in enumerate(record.phases()):
         w = max(2.0, (stop - start) * scale)
@@ -86,7 +86,10 @@ def timeline_svg(record: CallRecord) -> str:
     ticks = _ticks(duration)
     base = 10 + len(lanes) * row
     for t in ticks:
-        parts.append(f'<text x="{x(t):.1f}" y="{base + 12}" class="tick">{t:g} s</text>')
+        anchor = "start" if t == 0 else "middle"
+        parts.append(
+            f'<text x="{x(t):.1f}" y="{base + 12}" class="tick" text-anchor="{anchor}">{t:g} s</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -269,7 +272,7 @@ table.summary th {{ color: #555; font-weight: 600; }} .moments td {{ font-family
 svg.timeline {{ width: 100%; height: auto; background: #fafafa; border: 1px solid #ddd; }}
 svg .lane {{ font-size: 11px; fill: #555; }} svg .tick {{ font-size: 10px; fill: #777; }} svg .rule {{ stroke: #e4e4e4; }}
 pre {{ font-size: 12px; background: #f6f6f6; padding: 8px; overflow-x: auto; }}
-.plot {{ min-height: 200px; }} h2 small {{ color: #777; font-weight: normal; }}
+.plot {{ min-height: 200px; }} .plot[data-drawn=empty] {{ min-height: 0; color: #777; }} h2 small {{ color: #777; font-weight: normal; }}
 """
     )
     return f"""<!doctype html>
