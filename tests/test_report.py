@@ -173,6 +173,7 @@ def test_a_call_that_never_connected(
     assert end["exit_code"] == 6 and "ICE" in end["error"]
     html, shown = report(tmp_path, rec)
     assert "never connected" in shown, shown
+    assert "connecting (ICE + DTLS): never finished" in shown  # where it stopped, and how long
     _, plots = page(html, tmp_path)
     drawn(plots)  # no call, no series: every plot says so
     assert "never connected" in html.read_text()

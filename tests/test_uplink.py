@@ -46,7 +46,7 @@ def after(sandbox: list[dict], first: dict, key: str) -> float:
 @pytest.mark.timeout(90)
 def test_300_kbits_with_the_camera_on_the_voice_is_whole(sandbox_with, tmp_path: Path) -> None:
     box = sandbox_with("--network", "up=rate:300kbit,queue:200ms")
-    s, lines, sb, _ = call(
+    s, _, sb, _ = call(
         box, tmp_path, "--audio-in", "tone:440", "--video-in", str(camera_file(tmp_path)),
         seconds=15,
     )  # fmt: skip

@@ -12,7 +12,7 @@ def hints(record: CallRecord) -> list[str]:
     if end.get("error") and not record.connected():
         out.append(
             f"the call never connected: {end['error']}. `orga ice --probe` shows which servers"
-            " answer; the timeline below shows the step it stopped at"
+            " answer; the phases show the step it stopped at"
         )
     elif end.get("error"):
         out.append(f"the call ended with an error: {end['error']}")

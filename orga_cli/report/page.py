@@ -11,13 +11,14 @@ from importlib import resources
 from typing import Any
 
 from .hints import hints
-from .record import PLOTS, CallRecord, Moment
+from .record import PLOTS, UNFINISHED, CallRecord, Moment
 
 CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline';"
     " img-src data:; font-src 'none'; connect-src 'none'"
 )
-COLORS = ["#2f6fde", "#e0731d", "#2a9d55", "#b23ac6", "#c9352b", "#7a7a7a"]
+COLORS = ["#2f6fde", "#e0731d", "#2a9d55", "#b23ac6", "#1a9bb0", "#7a7a7a"]
+FAILED = "#c9352b"  # trouble and a phase never finished, nothing else
 # A moment's lane on the timeline: connection, media, you, turns, devices, trouble
 LANES = {
     "connection": ("token", "ice_servers", "ice_choice", "gathered", "offer", "answer",
@@ -71,13 +72,13 @@ def timeline_svg(record: CallRecord) -> str:
         w = max(2.0, (stop - start) * scale)
         parts.append(
             f'<rect x="{x(start):.1f}" y="14" width="{w:.1f}" height="14"'
-            f' fill="{COLORS[j % len(COLORS)]}"><title>{_e(name)}: {1000 * (stop - start):.0f} ms'
+            f' fill="{FAILED if name.endswith(UNFINISHED) else COLORS[j % len(COLORS)]}"><title>{_e(name)}: {1000 * (stop - start):.0f} ms'
             f"</title></rect>"
         )
     for moment in record.moments:
         row_of = lanes.index(_lane(moment.name))
         y = 10 + row_of * row
-        color = "#c9352b" if row_of == lanes.index("trouble") else "#333"
+        color = FAILED if row_of == lanes.index("trouble") else "#333"
         parts.append(
             f'<line x1="{x(moment.at_s):.1f}" x2="{x(moment.at_s):.1f}" y1="{y + 3}" y2="{y + 17}"'
             f' stroke="{color}" stroke-width="2"><title>{moment.at_s:.2f} s: {_e(moment.text())}'
@@ -109,18 +110,19 @@ def _summary_table(record: CallRecord) -> str:
         rows += [
             ("ended by", end.get("ended_by", "— (no end recorded)")),
             ("exit code", end.get("exit_code", "—")),
-            ("duration", f"{s.get('duration_s', record.duration_s):.1f} s"
-             if isinstance(s.get("duration_s", record.duration_s), (int, float)) else "—"),
+            ("recorded", f"{record.duration_s:.1f} s"),
+            ("connected for", f"{s['duration_s']:.1f} s"
+             if record.connected() and isinstance(s.get("duration_s"), (int, float)) else "—"),
             ("connected in", f"{s['ms_to_connected']} ms" if s.get("ms_to_connected") is not None else "—"),
             ("first audio", f"{s['ms_to_first_audio']} ms" if s.get("ms_to_first_audio") is not None else "—"),
             ("path", f"{s.get('local_candidate') or '—'} ⇄ {s.get('remote_candidate') or '—'}"),
             ("received", f"{s.get('packets_received', 0)} packets, lost {s.get('loss_pct', 0)} %,"
              f" concealed {s.get('concealed_pct', 0)} %, FEC {s.get('fec_recovered', 0)}"),
-            ("receive buffer", f"mean {(s.get('jitter_buffer_ms') or {}).get('mean')} ms"),
+            ("receive buffer", f"mean {buffer} ms" if (buffer := (s.get("jitter_buffer_ms") or {}).get("mean")) is not None else "—"),
             ("outages", f"{s.get('outage_ms', 0)} ms, {s.get('reconnects', 0)} re-dial(s)"),
         ]  # fmt: skip
         uplink = s.get("uplink") or {}
-        if uplink:
+        if uplink and record.connected():
             estimate = uplink.get("estimate_kbps") or {}
             rows.append(
                 ("uplink", f"{uplink.get('mode')}: ~{estimate.get('median')} kbit/s"

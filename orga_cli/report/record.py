@@ -52,6 +52,8 @@ PHASES = [
     ("first audio", "connected", "first_audio_received"),
 ]
 
+UNFINISHED = ": never finished"  # the phase a call ended in
+
 
 @dataclass
 class Moment:
@@ -106,6 +108,11 @@ class CallRecord:
             end = self.first(until)
             if start is not None and end is not None and end.at_s >= start:
                 out.append((name, start, end.at_s))
+            elif start is not None and end is None and self.end is not None:
+                # the phase the call was in when it ended: where a failed call stopped
+                stop = max(start, float(self.end.get("at_s") or self.duration_s))
+                out.append((f"{name}{UNFINISHED}", start, stop))
+                break
         return out
 
     def connected(self) -> bool:

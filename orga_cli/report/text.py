@@ -52,8 +52,10 @@ def summary_lines(record: CallRecord) -> list[str]:
                 f" concealed {s.get('concealed_pct', 0)} %, FEC {s.get('fec_recovered', 0)},"
                 f" outages {s.get('outage_ms', 0)} ms, re-dials {s.get('reconnects', 0)}"
             )
-    for name, start, stop in record.phases():
-        lines.append(f"  {name:<24} {1000 * (stop - start):7.0f} ms  (at {start:.2f} s)")
+    phases = record.phases()
+    width = max((len(name) for name, _, _ in phases), default=0)
+    for name, start, stop in phases:
+        lines.append(f"  {name:<{width}} {1000 * (stop - start):7.0f} ms  (at {start:.2f} s)")
     for key, label, unit in SPARKS:
         points = record.series.get(key) or []
         values = [v for _, v in points]
