@@ -256,7 +256,9 @@ class _Core:
         content = json.dumps(json_body).encode() if json_body is not None else None
         url = httpx.URL(self.base_url + path, params=params)
         request = httpx.Request(method, url, headers=headers, content=content)
-        tries = self.tries if retry else 1
+        # A request that is not safe to repeat (/calls) is still tried again after a 429:
+        # the server refused it without acting on it.
+        tries = self.tries
         for attempt in range(1, tries + 1):
             log.debug("→ %s %s  Authorization: Bearer %s", method, request.url, mask(bearer))
             started = time.perf_counter()
@@ -273,7 +275,7 @@ class _Core:
             status = response.status_code
             if 200 <= status < 300:
                 return _decode(response, body)
-            if status in RETRY_STATUSES and attempt < tries:
+            if status in RETRY_STATUSES and attempt < tries and (retry or status == 429):
                 wait = _backoff(attempt, _retry_after(response))
                 if wait is not None:
                     log.info(

@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     NETWORK = 4  # network, timeout, TLS, 5xx after retries, an unusable response
     MEDIA = 5  # a media device or file
     CALL = 6  # the call failed: ICE, DTLS, closed by the peer
+    THRESHOLD = 7  # orga load: a --max threshold was missed
     INTERRUPTED = 130  # Ctrl-C
 
 

@@ -26,6 +26,10 @@ fix here whatever a guard reports.
    Public behaviour, but what the inline encoders rely on: guarded all the same.
 7. The receive path's packet hook for bench/client_latency.py
    (``RTCRtpReceiver._handle_rtp_packet``): when each audio packet reached aiortc.
+8. The sandbox's answer to a request aiohttp cannot parse (a header over its limit, a
+   bad request line): aiohttp writes plain text that echoes the offending bytes (an API
+   key's prefix) and logs a traceback, from ``RequestHandler.handle_error``, which an
+   application cannot replace; each handler the server makes is given a subclass.
 """
 
 from __future__ import annotations
@@ -257,3 +261,43 @@ def on_rtp_received(seen: Callable[[Any, Any], None]) -> Callable[[], None]:
         RTCRtpReceiver._handle_rtp_packet = handle  # type: ignore[method-assign]
 
     return restore
+
+
+# 8 ------------------------------------------------------------------ aiohttp parse errors
+
+
+def answer_parse_errors(server: Any, answer: Callable[[int, BaseException | None], Any]) -> None:
+    """Make every request handler *server* (an ``aiohttp.web.Server``, the runner's, after
+    ``setup()``) creates answer what it cannot parse with ``answer(status, exc)`` (a
+    ``web.Response``) instead of aiohttp's plain text, and log nothing itself."""
+    from aiohttp import web
+    from aiohttp.web_protocol import RequestHandler
+
+    if not isinstance(server, web.Server) or not callable(
+        getattr(RequestHandler, "handle_error", None)
+    ):
+        raise SeamMissing("aiohttp's Server or RequestHandler.handle_error is not as expected")
+
+    class Handler(RequestHandler):
+        __slots__ = ()
+
+        def handle_error(
+            self,
+            request: Any,
+            status: int = 500,
+            exc: BaseException | None = None,
+            message: str | None = None,
+        ) -> Any:
+            if request.writer.output_size > 0:  # as aiohttp: too late for an answer
+                raise ConnectionError("response already sent")
+            response = answer(status, exc)
+            response.force_close()
+            return response
+
+    class Server(type(server)):  # type: ignore[misc]
+        def __call__(self) -> Any:
+            handler = super().__call__()
+            handler.__class__ = Handler
+            return handler
+
+    server.__class__ = Server

@@ -230,3 +230,47 @@ async def test_seam_7_the_receive_hook() -> None:
     finally:
         restore()
     assert RTCRtpReceiver._handle_rtp_packet is original
+
+
+@pytest.mark.timeout(30)
+async def test_seam_8_answer_parse_errors() -> None:
+    """aiohttp's low-level server builds a RequestHandler per connection and asks its
+    handle_error() for the answer to a request it could not parse: the sandbox swaps in
+    its own answer (a JSON error that echoes nothing) for a header over aiohttp's 8 KiB."""
+    import asyncio
+
+    from aiohttp import web
+
+    async def ok(request: web.BaseRequest) -> web.Response:
+        return web.Response(text="ok")
+
+    answered: list[str] = []
+
+    def answer(status: int, exc: BaseException | None) -> web.Response:
+        answered.append(type(exc).__name__)  # aiohttp's own reason, for the sandbox to map
+        return web.json_response({"error": {"message": "refused"}}, status=431)
+
+    server = web.Server(ok)
+    seams.answer_parse_errors(server, answer)
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(server, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        secret = "sk_live_" + "x" * 9000
+        writer.write(f"GET / HTTP/1.1\r\nHost: a\r\nX-Key: {secret}\r\n\r\n".encode())
+        await writer.drain()
+        reply = (await asyncio.wait_for(reader.read(), 10)).decode()
+        writer.close()
+        assert " 431 " in reply.split("\r\n")[0] and '"refused"' in reply, reply[:300]
+        assert "sk_live_" not in reply and answered == ["LineTooLong"]
+        # the connection after it is served as usual
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(), 10)).endswith(b"ok")
+        writer.close()
+    finally:
+        listener.close()
+        await server.shutdown()
+    with pytest.raises(seams.SeamMissing):
+        seams.answer_parse_errors(object(), answer)

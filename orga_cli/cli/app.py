@@ -26,6 +26,7 @@ from .commands.config import (
 )
 from .commands.devices import devices, doctor
 from .commands.ice import ice
+from .commands.load import load
 from .commands.report import report
 from .commands.sdp import sdp
 from .commands.serve import serve
@@ -81,6 +82,7 @@ app.command()(serve)
 app.command()(devices)
 app.command()(doctor)
 app.command()(call)
+app.command()(load)
 app.command()(sdp)
 app.command()(report)
 app.command()(completions)

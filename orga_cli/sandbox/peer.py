@@ -50,7 +50,7 @@ from ..media.sources import FileSource, OpusTrack
 from ..media.wallclock import WallClockPull
 from ..models import DEFAULT_VOICE, MODEL, IceServer
 from ..seams import feed_receiver
-from .server import FieldError
+from .server import Busy, FieldError
 
 if TYPE_CHECKING:
     from ..media.feedback import FeedbackSender
@@ -76,6 +76,7 @@ class PeerConfig:
     remb: bool = True  # estimate the video's bandwidth and send REMB (aiortc's receiver)
     transport_cc: bool = True  # accept transport-cc and send transport-wide feedback
     video_codec: str | None = None  # "vp8" or "h264": the one the answer picks, if offered
+    max_calls: int | None = None  # more at once are refused (429 with Retry-After)
 
 
 class ReplyTrack(OpusTrack):
@@ -244,6 +245,10 @@ class EchoPeer:
             FileSource(self.config.reply).close()  # fail at start-up, not at the first call
 
     async def __call__(self, offer: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        limit = self.config.max_calls
+        if limit is not None and len(self.calls) >= limit:  # before any await: no race
+            log.info("refused a call: %d of %d running", len(self.calls), limit)
+            raise Busy(limit)
         conversation_id = "conv_" + pysecrets.token_hex(8)
         servers = [
             RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from ..errors import mask
 from ..models import MODEL, IceServer
+from ..seams import answer_parse_errors
 from ..voices import find_voice
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,30 @@ class FieldError(Exception):
         super().__init__(message)
         self.param = param
         self.message = message
+
+
+class Busy(Exception):
+    """The call handler holds all the calls it may (``orga serve --max-calls``)."""
+
+    def __init__(self, limit: int, retry_after: int = 2) -> None:
+        super().__init__(f"at its limit of {limit} concurrent calls")
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+def parse_error(status: int, exc: BaseException | None) -> web.Response:
+    """The answer to a request aiohttp could not parse: the API's error shape, one log
+    line, none of the request's bytes (a header over the limit may be an API key)."""
+    from aiohttp import http_exceptions as h
+
+    if isinstance(exc, h.LineTooLong) or "header" in type(exc).__name__.lower():
+        status, message = 431, "Request header fields too large (8 KiB each at most)."
+    elif isinstance(exc, h.BadHttpMethod | h.BadStatusLine):
+        status, message = 400, "Not an HTTP request."
+    else:
+        status, message = (status if 400 <= status < 600 else 400), "Malformed HTTP request."
+    log.info("refused a request it could not parse: %d %s", status, message)
+    return orga_error(status, message, code="bad_request")
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -273,6 +298,14 @@ class SandboxApp:
             answer = await self.call_handler(offer, params)
         except FieldError as exc:
             return orga_error(400, exc.message, param=exc.param, code="invalid_value")
+        except Busy as exc:
+            return orga_error(
+                429,
+                f"The sandbox is {exc}.",
+                type_="rate_limit_error",
+                code="too_many_calls",
+                headers={"Retry-After": str(exc.retry_after)},
+            )
         return web.json_response(answer)
 
 
@@ -348,6 +381,8 @@ class SandboxServer:
     async def start(self) -> str:
         self._runner = web.AppRunner(self.sandbox.app, access_log=None, handle_signals=False)
         await self._runner.setup()
+        assert self._runner.server is not None
+        answer_parse_errors(self._runner.server, parse_error)
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
         addresses = self._runner.addresses  # the bound sockets' names: the real port

@@ -121,6 +121,16 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    max_calls: Annotated[
+        int | None,
+        typer.Option(
+            "--max-calls",
+            min=1,
+            metavar="N",
+            help="Calls at once; the next gets 429 (the API's error shape, Retry-After: 2).",
+            show_default=False,
+        ),
+    ] = None,
     verbose: VerboseOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
@@ -170,6 +180,7 @@ def serve(
             remb=not no_remb,
             transport_cc=not no_transport_cc,
             video_codec=None if video_codec is None else video_codec.lower(),
+            max_calls=max_calls,
         )
         if impairments is not None:
             render.note(f"network: {impairments.describe()}")
