@@ -16,6 +16,7 @@ _orga() {
             " devices") path="devices" ;;
             " doctor") path="doctor" ;;
             " call") path="call" ;;
+            " load") path="load" ;;
             " sdp") path="sdp" ;;
             " report") path="report" ;;
             " completions") path="completions" ;;
@@ -35,7 +36,7 @@ _orga() {
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W '--version --help -h' -- "$cur"))
             else
-                COMPREPLY=($(compgen -W 'token ice voices serve devices doctor call sdp report completions config' -- "$cur"))
+                COMPREPLY=($(compgen -W 'token ice voices serve devices doctor call load sdp report completions config' -- "$cur"))
             fi
             ;;
         "token")
@@ -92,9 +93,11 @@ _orga() {
                 --network) return ;;
                 --seed) return ;;
                 --video-codec) return ;;
+                --max-calls) return ;;
+                --max-loop-lag) return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W '--host --port --api-key --token-ttl --require-email --known-email --ice-server --ice-username --ice-credential --reply --echo-delay --save-received --network --seed --no-fec --no-remb --no-transport-cc --video-codec --verbose -v --debug --help -h' -- "$cur"))
+                COMPREPLY=($(compgen -W '--host --port --api-key --token-ttl --require-email --known-email --ice-server --ice-username --ice-credential --reply --echo-delay --save-received --network --seed --no-fec --no-remb --no-transport-cc --video-codec --max-calls --max-loop-lag --verbose -v --debug --help -h' -- "$cur"))
             fi
             ;;
         "devices")
@@ -153,6 +156,29 @@ _orga() {
             esac
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W '--sandbox --token -t --voice --model --temperature --instructions --transcribe --no-history --audio-in --input-device --video-in --no-video --camera --video-quality --output-device --no-speaker --aec --no-aec --no-ns --no-agc --record --record-mic --record-both --transcript --muted --ptt --events --stats --duration --json --ice-timeout --ice-server --ice-username --ice-credential --relay-only --connect-timeout --reconnect-timeout --no-reconnect --dump-sdp --sandbox-reply --sandbox-save-received --email --api-key --base-url --profile -p --timeout --insecure-http --verbose -v --debug --help -h' -- "$cur"))
+            fi
+            ;;
+        "load")
+            case "$prev" in
+                --calls|-n) return ;;
+                --rate) return ;;
+                --duration) return ;;
+                --sandbox-reply) return ;;
+                --sandbox-max-calls) return ;;
+                --audio-in) return ;;
+                --video-in) return ;;
+                --token-url) return ;;
+                --workers) return ;;
+                --max) return ;;
+                --connect-timeout) return ;;
+                --csv) return ;;
+                --api-key) return ;;
+                --base-url) return ;;
+                --profile|-p) return ;;
+                --timeout) return ;;
+            esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W '--calls -n --rate --duration --sandbox --sandbox-reply --sandbox-max-calls --audio-in --video-in --token-url --workers --max --connect-timeout --csv --json --locustfile --api-key --base-url --profile -p --timeout --insecure-http --debug --help -h' -- "$cur"))
             fi
             ;;
         "sdp")

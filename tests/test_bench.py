@@ -41,6 +41,13 @@ QUICK: dict[str, tuple[str, list[str], list[str], tuple[str, ...]]] = {
         ["cpu_added_pct_of_one_core", "ms_per_20ms_block_p99"],
         ("pulseaudio",),
     ),
+    "load_cost": ("load.py", ["cost", "--seconds", "2", "--counts", "1,2"], ["goal_met"], ()),
+    "load_capacity": (
+        "load.py",
+        ["capacity", "--seconds", "2", "--counts", "2"],
+        ["most_calls_held", "sandbox_cpu_s_per_call"],
+        (),
+    ),
     "token_startup": ("token_startup.py", ["--runs", "1"], ["ratio", "heavy_modules_imported"], ()),
     "turns": (
         "turns.py",

@@ -356,3 +356,54 @@ def test_locust_master_and_two_workers_count_every_call(
         assert int(rows[name]["Request Count"]) == answered, (name, rows[name], answered)
         assert rows[name]["Failure Count"] == "0", rows[name]
     assert int(float(rows["connect"]["95%"])) > 0
+
+
+@pytest.mark.timeout(60)
+async def test_a_sandbox_whose_loop_runs_late_refuses_new_calls() -> None:
+    """Load shedding: while the sandbox's event loop runs late (here a real hog on that
+    loop: 150 ms of blocking work at a time), a new call gets a 429 in the API's shape
+    and the calls it holds keep it; once the loop is on time again, calls are taken."""
+    import asyncio
+
+    from aiortc import RTCPeerConnection
+
+    from orga_cli.sandbox import start_sandbox
+
+    async def offer() -> dict[str, str]:
+        pc = RTCPeerConnection()
+        pc.addTransceiver("audio", direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return {"sdp": sdp, "type": "offer"}
+
+    async with await start_sandbox() as box, httpx.AsyncClient(base_url=box.base_url) as http:
+        key = {"Authorization": f"Bearer {box.api_key}"}
+        token = (await http.post("/v1/realtime/client-secrets", headers=key)).json()
+        auth = {"Authorization": f"Bearer {token['ephemeral_token']}"}
+
+        async def dial() -> httpx.Response:
+            return await http.post(
+                "/v1/realtime/calls", headers=auth, json={"offer": await offer()}
+            )
+
+        assert (await dial()).status_code == 200  # the first call starts the loop's watch
+        hogging = True
+
+        async def hog() -> None:
+            while hogging:
+                time.sleep(0.15)  # blocking work on the sandbox's own loop
+                await asyncio.sleep(0.005)
+
+        task = asyncio.ensure_future(hog())
+        await asyncio.sleep(2.5)
+        refused = await dial()
+        hogging = False
+        await task
+        assert refused.status_code == 429, refused.text
+        error = refused.json()["error"]
+        assert error["type"] == "rate_limit_error" and error["code"] == "too_many_calls"
+        assert "event loop runs" in error["message"] and refused.headers["Retry-After"] == "2"
+        await asyncio.sleep(2.5)  # two seconds of on-time ticks
+        assert (await dial()).status_code == 200
+        assert box.peer is not None and len(box.peer.calls) == 2

@@ -77,6 +77,42 @@ class PeerConfig:
     transport_cc: bool = True  # accept transport-cc and send transport-wide feedback
     video_codec: str | None = None  # "vp8" or "h264": the one the answer picks, if offered
     max_calls: int | None = None  # more at once are refused (429 with Retry-After)
+    max_loop_lag_ms: float | None = 40.0  # refuse new calls while the loop runs this late
+
+
+class LoopLag:
+    """How late this event loop runs: a 100 ms tick's lateness, the median of the last 2 s.
+
+    Every call's packets go through the one loop of the sandbox; when its ticks come late,
+    the loop is saturated and one call more would make every call's audio late. Started
+    with the first call, stopped with the sandbox."""
+
+    TICK = 0.1
+
+    def __init__(self) -> None:
+        self.samples: deque[float] = deque(maxlen=20)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.TICK
+            await asyncio.sleep(self.TICK)
+            self.samples.append(max(0.0, loop.time() - due))
+
+    def median_ms(self) -> float:
+        if len(self.samples) < 5:
+            return 0.0
+        return 1000 * sorted(self.samples)[len(self.samples) // 2]
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
 
 
 class ReplyTrack(OpusTrack):
@@ -241,14 +277,20 @@ class EchoPeer:
         self.config = config or PeerConfig()
         self.calls: dict[str, EchoCall] = {}
         self._closing: set[asyncio.Future[None]] = set()
+        self.lag = LoopLag()
         if self.config.reply not in REPLIES:
             FileSource(self.config.reply).close()  # fail at start-up, not at the first call
 
     async def __call__(self, offer: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-        limit = self.config.max_calls
+        limit, lag_limit = self.config.max_calls, self.config.max_loop_lag_ms
         if limit is not None and len(self.calls) >= limit:  # before any await: no race
             log.info("refused a call: %d of %d running", len(self.calls), limit)
-            raise Busy(limit)
+            raise Busy(f"at its limit of {limit} concurrent calls")
+        lag = self.lag.median_ms()
+        if lag_limit is not None and lag > lag_limit:
+            log.info("refused a call: %d running, the loop %.0f ms late", len(self.calls), lag)
+            raise Busy(f"busy with {len(self.calls)} calls (its event loop runs {lag:.0f} ms late)")
+        self.lag.start()
         conversation_id = "conv_" + pysecrets.token_hex(8)
         servers = [
             RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
@@ -498,4 +540,5 @@ class EchoPeer:
         )
 
     async def close(self) -> None:
+        self.lag.stop()
         await asyncio.gather(*(self._close(call) for call in list(self.calls.values())))

@@ -68,11 +68,11 @@ class FieldError(Exception):
 
 
 class Busy(Exception):
-    """The call handler holds all the calls it may (``orga serve --max-calls``)."""
+    """The call handler takes no more calls now: it holds all it may (``orga serve
+    --max-calls``), or its event loop is running late (the calls it holds come first)."""
 
-    def __init__(self, limit: int, retry_after: int = 2) -> None:
-        super().__init__(f"at its limit of {limit} concurrent calls")
-        self.limit = limit
+    def __init__(self, why: str, retry_after: int = 2) -> None:
+        super().__init__(why)
         self.retry_after = retry_after
 
 

@@ -131,6 +131,16 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    max_loop_lag: Annotated[
+        float,
+        typer.Option(
+            "--max-loop-lag",
+            min=0,
+            metavar="MS",
+            help="Refuse new calls (429) while the event loop runs this late, so the calls"
+            " it holds keep their audio; 0: never.",
+        ),
+    ] = 40.0,
     verbose: VerboseOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
@@ -181,6 +191,7 @@ def serve(
             transport_cc=not no_transport_cc,
             video_codec=None if video_codec is None else video_codec.lower(),
             max_calls=max_calls,
+            max_loop_lag_ms=max_loop_lag or None,
         )
         if impairments is not None:
             render.note(f"network: {impairments.describe()}")
