@@ -18,9 +18,17 @@ Names are imported when first used, so `import orga_cli` costs nothing.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# httpx imports its own command line (click, rich's console and progress, pygments) as soon
+# as click is installed, which Flask (Locust's, in the [load] extra) and many tools bring:
+# 50-70 ms more on every `orga token`. orga never runs httpx's command line, so that
+# import is declined (httpx then defines a stub `main` that says what is missing).
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 # name -> the module that defines it
 _WHERE: dict[str, str] = {

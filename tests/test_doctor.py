@@ -48,7 +48,8 @@ def test_everything_ready(
     assert -13 < peak < -8  # a 0.3 tone is -10.5 dBFS
     assert "played 1 s of 440 Hz" in checks["speaker"]["detail"]
     assert "expires in" in checks["token"]["detail"]
-    assert "echo heard at 440 Hz" in checks["sandbox call"]["detail"]
+    heard = checks["sandbox call"]["detail"].split("echo heard at ")[1]
+    assert abs(int(heard.split(" Hz")[0]) - 440) <= 5, heard  # 443 on a busy machine
     assert box.api_key not in result.stdout + result.stderr + text.stdout + text.stderr
     assert text.returncode == 0 and "✓ token" in text.stdout
     assert "– speaker" in text.stdout and "--play sounds a short tone" in text.stdout

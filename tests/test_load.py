@@ -5,6 +5,7 @@ and bad input; the sandbox's answer to requests it refuses."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import signal
 import socket
@@ -26,6 +27,10 @@ from .helpers.audio import needs_speech, speech_wav
 from .helpers.faults import ScriptedServer, response
 from .helpers.orga import KNOWN_KEY, clean_env, orga, start_orga, wait_for_line
 from .helpers.sandbox import Sandbox
+
+# dozens of calls at once: never beside the uplink's timing tests (an xdist group runs on
+# one worker, one test at a time: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("heavy")
 
 FIGURES = ("token", "ice", "connect", "first_audio", "turn", "loss", "concealed")
 
@@ -291,7 +296,8 @@ def test_locust_master_and_two_workers_count_every_call(
     """Past one machine: the shipped locustfile under a real Locust master and two workers
     (headless, bounded), against a sandbox of its own. The master's CSV counts each phase
     of every call the sandbox answered, and nothing failed."""
-    pytest.importorskip("locust", reason="Locust: pip install 'orga-cli[load]'")
+    if importlib.util.find_spec("locust") is None:  # not imported here: it patches with gevent
+        pytest.skip("Locust: pip install 'orga-cli[load]'")
     box = sandbox_with()
     path = orga("load", "--locustfile").stdout.strip()
     assert path.endswith("locustfile.py") and Path(path).is_file()

@@ -94,6 +94,11 @@ def test_error_bodies(sandbox: Sandbox) -> None:
         url, headers={"Authorization": f"Bearer {KNOWN_KEY}"}, json={"expires_in": "soon"}
     )
     assert bad_ttl.status_code == 400 and bad_ttl.json()["error"]["param"] == "expires_in"
+    # what no route takes: 404 for a path it does not have, 405 for a method it does not
+    nowhere = httpx.get(f"{sandbox.base_url}/v1/nowhere")
+    assert nowhere.status_code == 404 and nowhere.json()["error"]["message"] == "Not Found"
+    wrong = httpx.delete(f"{sandbox.base_url}/v1/realtime/calls")
+    assert wrong.status_code == 405 and wrong.json()["error"]["type"] == "invalid_request_error"
 
 
 @pytest.mark.parametrize(
@@ -294,3 +299,30 @@ def test_a_browser_on_another_origin_calls_all_three_endpoints(
     assert "calls 400 offer.sdp" in dom
     assert "badkey 401 Incorrect or inactive API key provided." in dom
     assert "ERROR" not in dom
+
+
+def test_a_background_task_s_error_is_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    """aiortc's SCTP transmit task fails with "not connected" when a call's DTLS closes
+    under it and nobody awaits it: the sandbox logs one line, not asyncio's traceback."""
+    import asyncio
+    import gc
+    import logging
+
+    from orga_cli.sandbox import background_errors_in_one_line
+
+    async def main() -> None:
+        background_errors_in_one_line(asyncio.get_running_loop())
+
+        async def _transmit() -> None:
+            raise ConnectionError("Cannot send encrypted data, not connected")
+
+        task = asyncio.ensure_future(_transmit())
+        await asyncio.sleep(0.01)
+        del task
+        gc.collect()  # the unretrieved exception is reported when the task goes
+
+    with caplog.at_level(logging.INFO, logger="orga_cli.sandbox"):
+        asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("ConnectionError in " in m and "not connected" in m for m in lines), lines
+    assert not any(r.exc_info for r in caplog.records)

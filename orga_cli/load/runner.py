@@ -162,10 +162,11 @@ def _sandbox_main(conn: Any, max_calls: int | None, reply: str, stop: Any) -> No
     quiet()
 
     async def serve() -> None:
-        from ..sandbox import start_sandbox
+        from ..sandbox import background_errors_in_one_line, start_sandbox
         from ..sandbox.peer import PeerConfig
 
         box = await start_sandbox(None, PeerConfig(reply=reply, max_calls=max_calls))
+        background_errors_in_one_line(asyncio.get_running_loop())
         conn.send((box.base_url, box.api_key))
         try:
             while not stop.is_set():

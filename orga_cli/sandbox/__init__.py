@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError, secrets, setting
 
@@ -115,3 +116,25 @@ def sandbox_config(
 
 
 __all__ = ["RunningSandbox", "sandbox_config", "start_sandbox"]
+
+
+def background_errors_in_one_line(loop: asyncio.AbstractEventLoop) -> None:
+    """Make *loop* log a task's unretrieved exception as one line, not a traceback.
+
+    aiortc's SCTP transmit task raises "Cannot send encrypted data, not connected" when a
+    call's DTLS closes under it, and nothing awaits that task: asyncio's default handler
+    prints a traceback into the server's log for a call that simply ended. The traceback
+    is still there with --debug."""
+    log = logging.getLogger("orga_cli.sandbox")
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if exc is None or log.isEnabledFor(logging.DEBUG):
+            loop.default_exception_handler(context)
+            return
+        task = context.get("future")
+        coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+        where = getattr(coro, "__qualname__", "a callback")
+        log.info("a background task ended: %s in %s: %s", type(exc).__name__, where, exc)
+
+    loop.set_exception_handler(handler)

@@ -47,6 +47,9 @@ class SandboxConfig:
     signing_key: bytes = field(default_factory=lambda: pysecrets.token_bytes(32), repr=False)
 
 
+ROUTES = ("/", "/v1/realtime/client-secrets", "/v1/realtime/ice-config", "/v1/realtime/calls")
+
+
 def orga_error(
     status: int,
     message: Any,
@@ -131,8 +134,11 @@ class SandboxApp:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            message = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status, exc.reason)
-            response = orga_error(exc.status, message)
+            status = exc.status
+            if status == 405 and request.path not in ROUTES:  # only the CORS route matched
+                status = 404
+            message = {404: "Not Found", 405: "Method Not Allowed"}.get(status, exc.reason)
+            response = orga_error(status, message)
         except Exception:
             log.exception("sandbox: internal error on %s %s", request.method, request.path)
             response = orga_error(500, "Internal server error", type_="server_error")

@@ -210,10 +210,11 @@ def serve(
 async def _serve(config: Any, peer: Any, *, host: str, port: int) -> None:
     """Start the sandbox, print its base URL as the first stdout line, run until a signal."""
     from ... import loop
-    from ...sandbox import start_sandbox
+    from ...sandbox import background_errors_in_one_line, start_sandbox
     from .. import render
 
     box = await start_sandbox(config, peer, host=host, port=port)
+    background_errors_in_one_line(asyncio.get_running_loop())
     render.data(box.base_url)
     stop = asyncio.Event()
     # SIGHUP (the terminal went away) does not exist on Windows.
