@@ -41,7 +41,7 @@ QUICK: dict[str, tuple[str, list[str], list[str], tuple[str, ...]]] = {
         ["cpu_added_pct_of_one_core", "ms_per_20ms_block_p99"],
         ("pulseaudio",),
     ),
-    "load_cost": ("load.py", ["cost", "--seconds", "2", "--counts", "1,2"], ["goal_met"], ()),
+    "load_cost": ("load.py", ["cost", "--seconds", "2", "--counts", "2"], ["goal_met"], ()),
     "load_capacity": (
         "load.py",
         ["capacity", "--seconds", "2", "--counts", "2"],
