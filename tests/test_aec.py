@@ -20,7 +20,9 @@ from .helpers.audio import need, speech_wav, write_wav
 from .helpers.orga import orga, summary
 from .helpers.pulse import Pulse
 
-pytestmark = pytest.mark.devices
+# real-time audio through PulseAudio: never beside the load tests' dozens of calls (an
+# xdist group runs on one worker, one test at a time: --dist loadgroup)
+pytestmark = [pytest.mark.devices, pytest.mark.xdist_group("heavy")]
 TONE = 1000.0
 
 
