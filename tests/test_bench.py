@@ -83,6 +83,7 @@ QUICK: dict[str, tuple[str, list[str], list[str], tuple[str, ...]]] = {
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.xdist_group("heavy")  # a benchmark loads the machine: never beside the timing tests
 @pytest.mark.parametrize("name", list(QUICK))
 def test_the_benchmark_runs(name: str) -> None:
     script, args, promised, tools = QUICK[name]
