@@ -14,6 +14,7 @@ from orga_cli.cli import terminal
 from orga_cli.errors import secrets
 
 from .helpers.faults import Reply, ScriptedServer
+from .helpers.machine import machine
 from .helpers.netns import OUTAGE_TABLE, drop_udp, isolate_network, nftables_problem
 from .helpers.orga import KNOWN_KEY, Result, invoke
 from .helpers.pulse import Pulse, missing_for_devices, running_pulse
@@ -49,6 +50,16 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # A console reads COLUMNS when it is made: each test gets consoles of its own.
     terminal.forget()
     return config
+
+
+@pytest.fixture(autouse=True)
+def share_the_machine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Tests marked `alone` have the machine's cores to themselves; the rest share them."""
+    folder = tmp_path_factory.getbasetemp().parent  # every xdist worker's basetemp is in it
+    with machine(folder, alone=request.node.get_closest_marker("alone") is not None):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,8 @@ from .helpers.audio import need, speech_wav, write_wav
 from .helpers.orga import orga, summary
 from .helpers.pulse import Pulse
 
-# real-time audio through PulseAudio: never beside the load tests' dozens of calls (an
-# xdist group runs on one worker, one test at a time: --dist loadgroup)
-pytestmark = [pytest.mark.devices, pytest.mark.xdist_group("heavy")]
+# real-time audio through PulseAudio, whose timing a busy machine changes: the machine alone
+pytestmark = [pytest.mark.devices, pytest.mark.alone]
 TONE = 1000.0
 
 

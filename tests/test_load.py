@@ -28,9 +28,8 @@ from .helpers.faults import ScriptedServer, response
 from .helpers.orga import KNOWN_KEY, clean_env, orga, start_orga, wait_for_line
 from .helpers.sandbox import Sandbox
 
-# dozens of calls at once: never beside the uplink's timing tests (an xdist group runs on
-# one worker, one test at a time: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("heavy")
+# real calls whose figures a busy machine would change: the machine to themselves
+pytestmark = pytest.mark.alone
 
 FIGURES = ("token", "ice", "connect", "first_audio", "turn", "loss", "concealed")
 
