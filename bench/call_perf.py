@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 KEY = "sk_orga_ai_bench_0123456789abcdef"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -74,7 +75,9 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
-BASELINE_CPU = r"""
+# A minimal aiortc client's audio: a 440 Hz tone, 20 ms frames on the wall clock, encoded
+# by aiortc itself (the scripts below that send audio start with it).
+TONE_TRACK = r"""
 import asyncio, sys, time, fractions, numpy as np, httpx, av
 from aiortc import RTCPeerConnection, RTCSessionDescription, RTCConfiguration, MediaStreamTrack
 class Tone(MediaStreamTrack):
@@ -86,6 +89,11 @@ class Tone(MediaStreamTrack):
         if w>0: await asyncio.sleep(w)
         t=np.arange(s.n,s.n+960)/48000; d=(np.sin(2*np.pi*440*t)*9000).astype(np.int16)
         f=av.AudioFrame.from_ndarray(d.reshape(1,-1),format="s16",layout="mono"); f.sample_rate=48000; f.pts=s.n; f.time_base=fractions.Fraction(1,48000); s.n+=960; return f
+"""
+
+BASELINE_CPU = (
+    TONE_TRACK
+    + r"""
 async def main(base,key,secs):
     async with httpx.AsyncClient(base_url=base) as c:
         tok=(await c.post("/v1/realtime/client-secrets",headers={"Authorization":"Bearer "+key})).json()["ephemeral_token"]
@@ -105,6 +113,7 @@ async def main(base,key,secs):
         await pc.close()
 asyncio.run(main(sys.argv[1],sys.argv[2],float(sys.argv[3])))
 """
+)
 
 
 BARE_PORTAUDIO = r"""
@@ -121,12 +130,13 @@ print(round(100 * (sum(os.times()[:2]) - c0) / (time.monotonic() - t0), 1))
 """
 
 
-def start_serve(*extra: str) -> tuple[subprocess.Popen[str], str]:
-    """`orga serve` on a free loopback port, and its base URL (every bench uses this one)."""
+def start_serve(*extra: str, stderr: Any = subprocess.DEVNULL) -> tuple[subprocess.Popen[str], str]:
+    """`orga serve` on a free loopback port, and its base URL (every bench uses this one);
+    its log goes to *stderr*."""
     serve = subprocess.Popen(
         [sys.executable, "-m", "orga_cli", "serve", "--api-key", KEY, *extra],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
     )
     assert serve.stdout is not None

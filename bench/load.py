@@ -37,26 +37,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from call_perf import KEY, client_env, proc_cpu_seconds
+from call_perf import KEY, TONE_TRACK, client_env, proc_cpu_seconds, start_serve
 
 ORGA = [sys.executable, "-m", "orga_cli"]
 
-MINIMAL_MANY = r"""
-import asyncio, fractions, json, resource, sys, time
-import av, httpx, numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-class Tone(MediaStreamTrack):
-    kind = "audio"
-    def __init__(s):
-        super().__init__(); s.n = 0; s.t0 = None
-    async def recv(s):
-        if s.t0 is None: s.t0 = time.monotonic()
-        w = s.t0 + s.n / 48000 - time.monotonic()
-        if w > 0: await asyncio.sleep(w)
-        t = np.arange(s.n, s.n + 960) / 48000
-        f = av.AudioFrame.from_ndarray((np.sin(2 * np.pi * 440 * t) * 9000).astype(np.int16).reshape(1, -1), format="s16", layout="mono")
-        f.sample_rate = 48000; f.pts = s.n; f.time_base = fractions.Fraction(1, 48000); s.n += 960
-        return f
+MINIMAL_MANY = (
+    TONE_TRACK
+    + r"""
+import json, resource
 async def one(c, key, secs, out):
     tok = (await c.post("/v1/realtime/client-secrets", headers={"Authorization": "Bearer " + key})).json()["ephemeral_token"]
     h = {"Authorization": "Bearer " + tok}
@@ -85,23 +73,12 @@ async def main(base, key, n, secs):
     print(json.dumps({"connected": len(out), "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
 """
+)
 
 
 def serve(log: Path) -> tuple[subprocess.Popen[str], str]:
     """`orga serve` on a free loopback port, its log in *log*, and its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orga_cli", "serve", "--api-key", KEY, "--max-calls", "200"],
-        stdout=subprocess.PIPE,
-        stderr=log.open("w"),
-        text=True,
-        env=client_env(""),
-    )
-    assert proc.stdout is not None
-    base = proc.stdout.readline().strip()
-    if not base.startswith("http"):
-        proc.kill()
-        raise SystemExit("orga serve did not start")
-    return proc, base
+    return start_serve("--max-calls", "200", stderr=log.open("w"))
 
 
 def children_cpu() -> float:

@@ -256,8 +256,6 @@ class _Core:
         content = json.dumps(json_body).encode() if json_body is not None else None
         url = httpx.URL(self.base_url + path, params=params)
         request = httpx.Request(method, url, headers=headers, content=content)
-        # A request that is not safe to repeat (/calls) is still tried again after a 429:
-        # the server refused it without acting on it.
         tries = self.tries
         for attempt in range(1, tries + 1):
             log.debug("→ %s %s  Authorization: Bearer %s", method, request.url, mask(bearer))
@@ -275,6 +273,8 @@ class _Core:
             status = response.status_code
             if 200 <= status < 300:
                 return _decode(response, body)
+            # A request that is not safe to repeat (/calls) is still tried again after a 429:
+            # the server refused it without acting on it.
             if status in RETRY_STATUSES and attempt < tries and (retry or status == 429):
                 wait = _backoff(attempt, _retry_after(response))
                 if wait is not None:

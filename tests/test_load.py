@@ -24,7 +24,7 @@ from orga_cli.errors import UsageError
 from orga_cli.load.spec import parse_rate, parse_threshold
 
 from .helpers.audio import needs_speech, speech_wav
-from .helpers.faults import ScriptedServer, response
+from .helpers.faults import ScriptedServer, free_port, response
 from .helpers.orga import KNOWN_KEY, clean_env, orga, start_orga, wait_for_line
 from .helpers.sandbox import Sandbox
 
@@ -280,12 +280,6 @@ def test_a_header_over_8_kib_gets_the_api_s_error_and_echoes_nothing(sandbox: Sa
     log = sandbox.log()
     assert "S3cr3t" not in log and "Traceback" not in log
     assert log.count("refused a request it could not parse: 431") >= 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.timeout(150)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ExitCode, OrgaError, UsageError
-from .spec import LoadSpec
+from .spec import LoadSpec, check_source
 
 
 def number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -47,8 +47,7 @@ def spec_from_env(base_url: str, env: Mapping[str, str] | None = None) -> LoadSp
         )
     for name in ("ORGA_LOAD_AUDIO_IN", "ORGA_LOAD_VIDEO_IN"):
         value = env.get(name)
-        if value and not value.startswith(("tone:", "testsrc")) and not os.path.isfile(value):
-            raise UsageError(f"{name}={value}: no such file")
+        check_source(f"{name}={value}", value)
     return LoadSpec(
         calls=1,
         rate=1.0,

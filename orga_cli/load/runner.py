@@ -62,7 +62,7 @@ class LoadResult:
             values = sorted(self.values(metric))
             row: dict[str, float | int | None] = {"n": len(values)}
             for stat in STATS:
-                row[stat] = _stat(values, stat)
+                row[stat] = statistic(values, stat)
             out[metric] = row
         return out
 
@@ -90,7 +90,7 @@ class LoadResult:
                     100 * failed / max(1, len(self.calls)) if t.stat == "rate" else failed
                 )
             else:
-                value = _stat(sorted(self.values(t.metric)), t.stat)
+                value = statistic(sorted(self.values(t.metric)), t.stat)
             out.append((t, value, value is not None and value <= t.limit))
         return out
 
@@ -125,7 +125,7 @@ class LoadResult:
         }
 
 
-def _stat(values: list[float], stat: str) -> float | None:
+def statistic(values: list[float], stat: str) -> float | None:
     """A statistic of sorted *values*: a percentile by nearest rank, or the max."""
     if not values:
         return None

@@ -3,6 +3,7 @@ thresholds a CI job holds it to. Plain values only: a spec crosses into worker p
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -111,3 +112,9 @@ def check_counts(calls: int, duration: float) -> None:
         raise UsageError(f"--calls {calls}: out of range", f"between 1 and {MAX_CALLS}")
     if not 0.5 <= duration <= 24 * 3600:
         raise UsageError(f"--duration {duration:g}: out of range", "between 0.5 s and a day")
+
+
+def check_source(label: str, value: str | None, hint: str | None = None) -> None:
+    """What each call sends must be there: a file, unless tone:HZ or testsrc (made here)."""
+    if value and not value.startswith(("tone:", "testsrc")) and not os.path.isfile(value):
+        raise UsageError(f"{label}: no such file", hint)

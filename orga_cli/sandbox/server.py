@@ -47,9 +47,6 @@ class SandboxConfig:
     signing_key: bytes = field(default_factory=lambda: pysecrets.token_bytes(32), repr=False)
 
 
-ROUTES = ("/", "/v1/realtime/client-secrets", "/v1/realtime/ice-config", "/v1/realtime/calls")
-
-
 def orga_error(
     status: int,
     message: Any,
@@ -135,8 +132,8 @@ class SandboxApp:
             response = await handler(request)
         except web.HTTPException as exc:
             status = exc.status
-            if status == 405 and request.path not in ROUTES:  # only the CORS route matched
-                status = 404
+            if isinstance(exc, web.HTTPMethodNotAllowed) and exc.allowed_methods <= {"OPTIONS"}:
+                status = 404  # only the CORS preflight's catch-all route matched the path
             message = {404: "Not Found", 405: "Method Not Allowed"}.get(status, exc.reason)
             response = orga_error(status, message)
         except Exception:

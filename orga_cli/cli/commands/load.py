@@ -137,7 +137,13 @@ def load(
 
     def work() -> int:
         from ...load.runner import exit_code, run_load, sandbox_process
-        from ...load.spec import LoadSpec, check_counts, parse_rate, parse_threshold
+        from ...load.spec import (
+            LoadSpec,
+            check_counts,
+            check_source,
+            parse_rate,
+            parse_threshold,
+        )
         from .. import render
         from ..terminal import current
 
@@ -155,8 +161,7 @@ def load(
                 "pass --api-key, set ORGA_API_KEY, pass --token-url, or try --sandbox",
             )
         for flag, value in (("--audio-in", audio_in), ("--video-in", video_in)):
-            if value and not value.startswith(("tone:", "testsrc")) and not Path(value).is_file():
-                raise UsageError(f"{flag} {value}: no such file", "give an audio file or tone:HZ")
+            check_source(f"{flag} {value}", value, "give an audio file or tone:HZ")
         if token_url is not None:  # one token first: a URL that answers HTML fails here, once
             import asyncio
 
@@ -214,11 +219,11 @@ def _fmt(value: float | int | None, unit: str) -> str:
 
 
 def _progress_line(p: Any) -> str:
-    from ...load.runner import _stat
+    from ...load.runner import statistic
 
     def pair(values: list[float]) -> str:
         ordered = sorted(values)
-        return f"p50 {_fmt(_stat(ordered, 'p50'), 'ms')} p95 {_fmt(_stat(ordered, 'p95'), 'ms')} ms"
+        return f"p50 {_fmt(statistic(ordered, 'p50'), 'ms')} p95 {_fmt(statistic(ordered, 'p95'), 'ms')} ms"
 
     state = " stopping…" if p.stopping else ""
     return (
